@@ -180,13 +180,13 @@ class Settings(BaseSettings):
     # Webhooks on exchange state changes, each delivery a durable workflow on the workers.
     webhook_max_attempts: int = Field(default=8, ge=1, description="Attempts per delivery.")
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_received_link_seconds: int = Field(default=86400, ge=0)  # received link; 0: none
     webhook_allowed_hosts: list[str] = Field(
         default_factory=list,
         description="Deprecated and ignored: addresses outside the public internet are "
         "allowed by egress_allowed_networks (a warning is logged when this is set).",
     )
-    # Where outbound calls may go (partners, jwks_url, webhooks) and how much of an
-    # answer is read (ADR 0027).
+    # Where outbound calls may go (partners, jwks_url, webhooks), how much is read (0027).
     egress_allowed_networks: list[str] | None = Field(
         default=None,
         description="Networks (CIDR, as a JSON list) that partners, jwks_url and webhooks "

@@ -144,6 +144,8 @@ def test_a_subscriber_is_told_of_every_state_change_signed_and_retried(
             b"family" not in body and b"birth" not in body for _, body, _ in receiver.received
         )
 
+        _the_completed_event_links_to_the_received_record(new, events, _info)
+
         deliveries = client.get(f"/webhooks/{subscription['id']}/deliveries").json()["items"]
         assert {d["status"] for d in deliveries} == {"delivered"}
         assert sum(d["attempts"] for d in deliveries) == len(receiver.received)
@@ -160,3 +162,25 @@ def test_a_subscriber_is_told_of_every_state_change_signed_and_retried(
         assert wait_terminal(client, response.headers["location"])["state"] == "completed"
         time.sleep(1.5)
         assert len(receiver.received) == before
+
+
+def _the_completed_event_links_to_the_received_record(
+    new: ServerProcess, events: list[dict[str, Any]], info: dict[str, Any]
+) -> None:
+    """Only the end with data carries the link; the plan's own client follows it to the
+    member's record, another organization's, or a link changed by a hair, does not."""
+    linked = [e for e in events if "received" in e]
+    assert [e["state"] for e in linked] == ["completed"]
+    href = linked[0]["received"]["href"]
+    assert href.startswith(f"{new.base_url}/exchanges/{linked[0]['id']}/received?expires=")
+    own = new.register_client("plan-reader", npi=info["platform"]["npi"], scope="system/*.rs")
+    other = new.register_client("payer-reader", npi="1245319599", scope="system/*.rs")
+    with new.client_with(own) as client:
+        followed = client.get(href, follow_redirects=True)
+        assert followed.status_code == 200, followed.text
+        kinds = {e["resource"]["resourceType"] for e in followed.json()["entry"]}
+        assert "Patient" in kinds
+        forged = href[:-1] + ("0" if href[-1] != "0" else "1")
+        assert client.get(forged).status_code == 403
+    with new.client_with(other) as client:
+        assert client.get(href).status_code == 403

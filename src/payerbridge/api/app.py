@@ -30,6 +30,7 @@ from payerbridge.api.routers import (
     partners,
     pulls,
     quarantine,
+    received,
     runbooks,
     sources,
     webhooks,
@@ -93,6 +94,7 @@ def create_app(platform: Platform, *, run_workers: bool = True) -> FastAPI:
     app.include_router(audit.router)  # before fhir: /fhir/AuditEvent is the audit chain's
     app.include_router(fhir.router)
     app.include_router(exchanges.router)
+    app.include_router(received.router)
     app.include_router(onboardings.router)
     app.include_router(pulls.router)
     app.include_router(partners.router)

@@ -23,6 +23,7 @@ import httpx
 
 from payerbridge.errors import UnprocessableRequest
 from payerbridge.exchange.calls.retry import retry_after_seconds
+from payerbridge.webhooks.links import with_received_link
 from payerbridge.webhooks.model import (
     DELIVERY_HEADER,
     EVENT_TYPE,
@@ -67,12 +68,15 @@ def deliver_one(command: DeliverWebhook, uow: DeliveryUnit) -> datetime | None:
 
 def _post(uow: DeliveryUnit, delivery: ClaimedDelivery) -> datetime | None:
     store, client, policy = uow.webhooks, uow.client, uow.policy
+    body = delivery.body
+    if uow.links is not None:  # made as it is posted: it lasts its lifetime from now
+        body = with_received_link(body, uow.links, uow.clock())
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "payerbridge-webhooks",
         "Payerbridge-Event": EVENT_TYPE,
         DELIVERY_HEADER: delivery.id,
-        SIGNATURE_HEADER: sign(delivery.secret, int(time.time()), delivery.body),
+        SIGNATURE_HEADER: sign(delivery.secret, int(time.time()), body),
     }
     status: int | None = None
     retry_after: str | None = None  # the receiver's Retry-After, as sent
@@ -80,7 +84,7 @@ def _post(uow: DeliveryUnit, delivery: ClaimedDelivery) -> datetime | None:
         request = client.build_request(
             "POST",
             delivery.url,
-            content=delivery.body,
+            content=body,
             headers=headers,
             timeout=policy.timeout_seconds,
         )

@@ -12,6 +12,7 @@ import httpx
 
 from payerbridge.transactions import RoomUnit, Transactions
 from payerbridge.webhooks.egress import WebhookTargets
+from payerbridge.webhooks.links import ReceivedLinks
 from payerbridge.webhooks.model import WebhookPolicy
 from payerbridge.webhooks.ports import WebhookStore
 
@@ -34,3 +35,4 @@ class DeliveryUnit(WebhookUnit):
     policy: WebhookPolicy
     clock: Callable[[], datetime]
     random: Callable[[], float]
+    links: ReceivedLinks | None = None  # a finished exchange's link to what it received

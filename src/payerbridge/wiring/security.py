@@ -6,6 +6,7 @@ instance (a rate limiter holds what it leased of the shared buckets)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -29,10 +30,20 @@ from payerbridge.store.oversight import SqlOversight
 from payerbridge.store.rate_limits import SqlAllowances
 from payerbridge.store.readiness import SqlReadiness
 from payerbridge.store.sealed_columns import SqlSealedData, link_index_key
+from payerbridge.webhooks.links import ReceivedLinks, link_key
 from payerbridge.wiring.ports import operator_ports
 from payerbridge.wiring.stores import Stores
 
-__all__ = ["SecurityFields", "SecurityWiring", "security_wiring"]
+__all__ = ["SecurityFields", "SecurityWiring", "received_links", "security_wiring"]
+
+
+def received_links(settings: Settings) -> ReceivedLinks | None:
+    """The signed links a finished exchange's webhook carries (None: configured off)."""
+    seconds = settings.webhook_received_link_seconds
+    if not seconds:
+        return None
+    key = link_key(identity_secret(settings))
+    return ReceivedLinks(key, timedelta(seconds=seconds), settings.base_url.rstrip("/"))
 
 
 class SecurityFields(TypedDict):

@@ -25,6 +25,7 @@ from payerbridge.webhooks.model import WebhookPolicy
 from payerbridge.webhooks.unit import DeliveryUnit
 from payerbridge.wiring.audit import audit_checkpointer
 from payerbridge.wiring.platform import Platform, utcnow
+from payerbridge.wiring.security import received_links
 from payerbridge.wiring.workers import beat_before_launch, stop_heartbeats
 
 if TYPE_CHECKING:
@@ -111,6 +112,7 @@ def _delivery_unit(platform: Platform) -> DeliveryUnit:
         ),
         clock=utcnow,
         random=random.random,
+        links=received_links(settings),
     )
 
 
