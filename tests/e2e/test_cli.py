@@ -234,8 +234,12 @@ def test_make_run_routes_an_exchange_to_each_partner_and_sigterm_stops_every_pro
             assert time.monotonic() < deadline, [p for p in ports if _listening(p)]
             time.sleep(0.2)
     finally:
-        if demo.poll() is None:
-            demo.kill()
+        if demo.poll() is None:  # a check failed: SIGTERM stops what it started, kill does not
+            demo.send_signal(signal.SIGTERM)
+            try:
+                demo.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                demo.kill()
 
 
 def _check_each_partner_was_asked_in_its_own_version(output: str, var: Path, base: int) -> None:
