@@ -1,0 +1,4 @@
+"""Delivery: what an exchange received, taken on to the plan's own FHIR server.
+
+``bundle`` builds the transaction Bundles (pure); ``model`` holds a delivery's states and
+its retry decision; ``service`` runs one attempt on the room's unit of work."""

@@ -1,0 +1,222 @@
+"""The FHIR transaction Bundles that carry an exchange's received record to the plan's
+FHIR server (pure: no I/O).
+
+Each resource we hold becomes one entry. One with a business identifier that no other
+resource of its type in the record shares is a **conditional update** on it
+(``PUT Type?identifier=system|value``, its ``id`` left out: the destination keeps its own
+id for a record it already has, and gives one to a new record); any other is a ``PUT
+Type/<our id>`` (our ids are stable, ADR 0029). Every entry's ``fullUrl`` is a
+``urn:uuid`` derived from our ref, and a reference to a resource in the same Bundle is
+rewritten to it, which the destination replaces with the id it settles on (FHIR R4
+http.html#transaction). A reference to a resource we deliver in another Bundle (an
+earlier one, or before: unchanged, not sent again) is a **conditional reference**
+(``Type?identifier=system|value``) when the resource is written conditionally, else
+``Type/<our id>``; references to anything else are left as they are.
+
+A large record is cut into Bundles of at most ``max_entries`` entries, in an order where
+what is referenced comes first (strongly connected resources, which refer to each other
+in a circle, stay in one Bundle, which may then be larger): every conditional reference
+names a resource the destination already has when it reads it.
+
+Search values are escaped as FHIR says (``\\``, ``|``, ``,`` and ``$`` take a backslash)
+and then percent-encoded, so the one unencoded ``|`` is the separator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+from payerbridge.fhir.resources import iter_references, rewrite_references
+
+__all__ = [
+    "DEFAULT_MAX_ENTRIES",
+    "Entry",
+    "Transaction",
+    "conditional_url",
+    "content_hash",
+    "escape_token",
+    "plan_transactions",
+]
+
+DEFAULT_MAX_ENTRIES = 500
+_URN_SPACE = uuid.UUID("6f1c1bb8-5c7e-4a59-9d77-8f0d3c1e2a10")
+
+
+def escape_token(value: str) -> str:
+    """A token search part, escaped as FHIR search says, then percent-encoded."""
+    escaped = (
+        value.replace("\\", "\\\\").replace("|", "\\|").replace(",", "\\,").replace("$", "\\$")
+    )
+    return quote(escaped, safe="")
+
+
+def conditional_url(kind: str, system: str, value: str) -> str:
+    """``Type?identifier=system|value``, each part escaped."""
+    return f"{kind}?identifier={escape_token(system)}|{escape_token(value)}"
+
+
+def content_hash(resource: Mapping[str, Any]) -> str:
+    """What the destination holds of the resource, as a hash: its content without
+    ``meta`` (which we stamp on every write), keys sorted."""
+    body = {k: v for k, v in resource.items() if k != "meta"}
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _ref(resource: Mapping[str, Any]) -> str:
+    return f"{resource['resourceType']}/{resource['id']}"
+
+
+def _identifier(resource: Mapping[str, Any]) -> tuple[str, str] | None:
+    for identifier in resource.get("identifier") or ():
+        if isinstance(identifier, dict):
+            system, value = identifier.get("system"), identifier.get("value")
+            if isinstance(system, str) and system and isinstance(value, str) and value:
+                return system, value
+    return None
+
+
+def _targets(resources: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Each held resource's conditional URL, for those whose identifier is theirs alone."""
+    keyed = {_ref(r): (r["resourceType"], key) for r in resources if (key := _identifier(r))}
+    uses = Counter(keyed.values())
+    return {
+        ref: conditional_url(kind, *key)
+        for ref, (kind, key) in keyed.items()
+        if uses[(kind, key)] == 1
+    }
+
+
+@dataclass(frozen=True)
+class Entry:
+    ref: str  # our Type/id
+    resource_type: str
+    content_hash: str
+    full_url: str
+    url: str  # the request's: Type?identifier=... or Type/id
+    resource: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "fullUrl": self.full_url,
+            "resource": self.resource,
+            "request": {"method": "PUT", "url": self.url},
+        }
+
+
+@dataclass(frozen=True)
+class Transaction:
+    entries: tuple[Entry, ...]
+    counts: dict[str, int] = field(default_factory=dict)  # per type
+
+    def as_bundle(self) -> dict[str, Any]:
+        return {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [entry.as_json() for entry in self.entries],
+        }
+
+
+def _urn(ref: str) -> str:
+    return f"urn:uuid:{uuid.uuid5(_URN_SPACE, ref)}"
+
+
+def _order(resources: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
+    """The refs in groups (strongly connected components, Tarjan's), each after the
+    groups it references; in sorted ref order where nothing says otherwise."""
+    edges = {
+        ref: sorted({t for t in iter_references(r) if t in resources and t != ref})
+        for ref, r in resources.items()
+    }
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[list[str]] = []
+    for root in sorted(resources):
+        if root in index:
+            continue
+        work: list[tuple[str, int]] = [(root, 0)]
+        while work:
+            node, position = work.pop()
+            if position == 0:
+                index[node] = low[node] = len(index)
+                stack.append(node)
+                on_stack.add(node)
+            targets = edges[node]
+            if position < len(targets):
+                work.append((node, position + 1))
+                target = targets[position]
+                if target not in index:
+                    work.append((target, 0))
+                elif target in on_stack:
+                    low[node] = min(low[node], index[target])
+                continue
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                group = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    group.append(member)
+                    if member == node:
+                        break
+                groups.append(sorted(group))
+    return groups
+
+
+def _chunks(groups: Iterable[list[str]], max_entries: int) -> list[list[str]]:
+    chunks: list[list[str]] = [[]]
+    for group in groups:
+        if chunks[-1] and len(chunks[-1]) + len(group) > max_entries:
+            chunks.append([])
+        chunks[-1].extend(group)
+    return [chunk for chunk in chunks if chunk]
+
+
+def plan_transactions(
+    held: Sequence[dict[str, Any]],
+    *,
+    written: Mapping[str, str] | None = None,
+    max_entries: int = DEFAULT_MAX_ENTRIES,
+) -> list[Transaction]:
+    """The Bundles that carry ``held`` (our resources, with our ids) to the destination,
+    in the order to post them, leaving out what ``written`` (our ref → content hash of
+    what we last wrote there) says it holds unchanged."""
+    if max_entries < 1:
+        raise ValueError("max_entries must be at least 1")
+    by_ref = {_ref(r): r for r in held}
+    conditional = _targets(list(by_ref.values()))
+    before = written or {}
+    hashes = {ref: content_hash(r) for ref, r in by_ref.items()}
+    sending = {ref: r for ref, r in by_ref.items() if before.get(ref) != hashes[ref]}
+    transactions = []
+    for chunk in _chunks(_order(sending), max_entries):
+        inside = set(chunk)
+
+        def rewrite(reference: str, inside: set[str] = inside) -> str:
+            if reference in inside:
+                return _urn(reference)
+            return conditional.get(reference, reference) if reference in by_ref else reference
+
+        entries = []
+        for ref in chunk:
+            resource = rewrite_references(sending[ref], rewrite)
+            url = conditional.get(ref)
+            if url is not None:
+                resource = {k: v for k, v in resource.items() if k != "id"}
+            entries.append(
+                Entry(ref, ref.split("/", 1)[0], hashes[ref], _urn(ref), url or ref, resource)
+            )
+        counts = Counter(entry.resource_type for entry in entries)
+        transactions.append(Transaction(tuple(entries), dict(sorted(counts.items()))))
+    return transactions
