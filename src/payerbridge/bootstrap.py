@@ -29,6 +29,7 @@ from payerbridge.store.sealing import kek_fingerprint
 from payerbridge.store.token_keys import key_dir, load_client_key, rotate_access_token_keys
 from payerbridge.store.trust_anchors import load_server_identity, load_trust_anchors
 from payerbridge.wiring.audit import audit_checkpointer, verify_audit_chain
+from payerbridge.wiring.destinations import destination_unit
 from payerbridge.wiring.disclosure import Shared, disclosure_wiring
 from payerbridge.wiring.partner_units import partner_units
 from payerbridge.wiring.partners import (
@@ -103,6 +104,7 @@ def build_platform(
     ours = disclosure_wiring(settings, stores, shared)
     theirs = partner_units(settings, stores, discovery, obligations, guard.fields["oversight"])
     compliance = theirs["compliance_unit"]
+    destinations = destination_unit(sources, stores, egress)
     return Platform(
         settings=settings,
         engine=engine,
@@ -134,6 +136,7 @@ def build_platform(
             *ours.units,
             *guard.units,
             **theirs,
+            destination_unit=destinations,
         ),
         **ours.fields,  # the disclosure room's, the sources', the webhooks', on its units
         metrics=platform_metrics(stores, obligations),

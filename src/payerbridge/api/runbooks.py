@@ -11,7 +11,9 @@ Each room declares its codes in one place; this module only gathers them, by fam
 - ``identity``: why a ``$member-match`` decision came out as it did (``DecisionReason``);
 - ``bulk``: why a bulk job, or one of its members, got nothing (``BulkReason``);
 - ``onboarding``: why an onboarded member ended without its data;
-- ``quarantine``: which rule of its profile a held resource breaks (``ProfileRule``).
+- ``quarantine``: which rule of its profile a held resource breaks (``ProfileRule``);
+- ``delivery``: why a delivery to the plan's FHIR server did not end delivered
+  (``DeliveryReason``).
 
 A code may sit in several families when it means the same in each (``no-match`` is the
 error a ``$member-match`` answers and the reason an exchange fails on it): one page says
@@ -32,6 +34,7 @@ from payerbridge.api.errors import METHOD_NOT_ALLOWED
 from payerbridge.backends.mapping import RecordNotMapped
 from payerbridge.bulk.model import BulkReason
 from payerbridge.consent.model import DenyReason
+from payerbridge.delivery.model import DeliveryReason
 from payerbridge.errors import NotFound, OAuthErrorCode, PayerBridgeError
 from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.fhir.profile_check import ProfileRule
@@ -75,6 +78,7 @@ def reason_families() -> Mapping[str, frozenset[str]]:
         "bulk": _values(BulkReason),
         "onboarding": frozenset(ONBOARDING_REASONS),
         "quarantine": _values(ProfileRule),
+        "delivery": _values(DeliveryReason),
     }
 
 

@@ -20,6 +20,12 @@ with which mapping version, replicated or live (ADR 0031).
     budget_seconds = 2.0
     ...
 
+    [[destination]]                      # where received records go (ADR 0053)
+    id = "plan-fhir"
+    base_url = "https://fhir.plan.example/r4"
+    auth = { client_id = "payerbridge", key_file = "keys/plan.jwk" }  # scope system/*.write
+    budget_seconds = 3600                # how long one delivery keeps retrying
+
 The file is checked whole when the platform starts: every error is named with its
 source and field, and a source whose mapping is not there (or does not read what the
 source gives) stops the start rather than answering short later. The built-in store
@@ -40,6 +46,7 @@ from payerbridge.errors import InvalidInput, Issue, MappingError
 
 __all__ = [
     "BUILT_IN_SOURCE",
+    "DestinationSpec",
     "LiveSourceSpec",
     "ReplicatedSourceSpec",
     "SourceSpec",
@@ -112,6 +119,47 @@ class LiveSourceSpec(_Spec):
     auth: SmartClientSpec | None = None
 
 
+class DestinationAuthSpec(SmartClientSpec):
+    """As a source's, asking to write: ``system/*.write`` unless told (``per-type``:
+    ``system/<Type>.write`` of each of ``types``)."""
+
+    scope: str = "system/*.write"
+
+
+class DestinationSpec(BaseModel):
+    """A plan's FHIR server that every exchange's received record is written to, as
+    transaction Bundles (ADR 0053)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    kind: Literal["fhir-server"] = "fhir-server"
+    base_url: str = Field(pattern=r"^https?://[^/@\s]+(/[^\s]*)?$")
+    auth: DestinationAuthSpec | None = None
+    types: list[str] | None = Field(default=None, min_length=1)  # None: every type
+    timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    budget_seconds: float = Field(default=3600.0, gt=0, le=7 * 86400)
+    max_entries: int = Field(default=500, ge=1, le=5000)  # per transaction Bundle
+    description: str = ""
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not _SOURCE_ID.match(value):
+            raise ValueError(
+                "must be 1-40 lowercase letters, digits or '-', starting with a letter"
+            )
+        return value
+
+    @field_validator("types")
+    @classmethod
+    def _types(cls, value: list[str] | None) -> list[str] | None:
+        bad = [t for t in value or () if not re.match(r"^[A-Z][A-Za-z]{1,63}$", t)]
+        if bad:
+            raise ValueError(f"not FHIR resource type names: {', '.join(bad[:5])}")
+        return value
+
+
 SourceSpec = Annotated[ReplicatedSourceSpec | LiveSourceSpec, Field(discriminator="mode")]
 
 
@@ -120,14 +168,21 @@ class _File(BaseModel):
 
     mapping_dirs: list[Path] = Field(default_factory=list)
     source: list[SourceSpec] = Field(default_factory=list)
+    destination: list[DestinationSpec] = Field(default_factory=list)
 
 
 class Sources:
     """The sources of a deployment, checked, with the mappings they use loaded."""
 
-    def __init__(self, specs: list[ReplicatedSourceSpec | LiveSourceSpec], library: MappingLibrary):
+    def __init__(
+        self,
+        specs: list[ReplicatedSourceSpec | LiveSourceSpec],
+        library: MappingLibrary,
+        destinations: list[DestinationSpec] | None = None,
+    ):
         self.specs = {spec.id: spec for spec in specs}
         self.library = library
+        self.destinations = list(destinations or ())
 
     def __iter__(self) -> Any:
         return iter(self.specs.values())
@@ -204,19 +259,43 @@ def load_sources(path: Path | None) -> Sources:
                     "but a FHIR server gives FHIR"
                 )
             )
+    issues += _destination_issues(where, parsed.destination)
     if issues:
         raise InvalidInput(f"{where}: {len(issues)} error(s) in the sources file", issues=issues)
-    return Sources(list(parsed.source), library)
+    return Sources(list(parsed.source), library, list(parsed.destination))
+
+
+def _destination_issues(where: str, specs: list[DestinationSpec]) -> list[Issue]:
+    """What is wrong with the destinations that pydantic cannot see: twice the same id, a
+    key file that is not there, a per-type scope without types."""
+    issues, seen = [], set()
+    for spec in specs:
+        label = f"{where}: destination '{spec.id}'"
+        if spec.id in seen:
+            issues.append(Issue(f"{label}: the id is used twice"))
+        seen.add(spec.id)
+        if spec.auth is None:
+            continue
+        if not spec.auth.key_file.is_file():
+            issues.append(Issue(f"{label}: auth.key_file: {spec.auth.key_file} is not a file"))
+        if spec.auth.scope == "per-type" and not spec.types:
+            issues.append(Issue(f"{label}: auth.scope 'per-type' needs types"))
+    return issues
 
 
 def _field(location: tuple[Any, ...], document: dict[str, Any]) -> str:
     """``source 'claims' field mapping`` for pydantic's ('source', 1, 'replicated',
     'mapping')."""
-    if len(location) >= 2 and location[0] == "source" and isinstance(location[1], int):
-        entries = document.get("source") or []
+    if (
+        len(location) >= 2
+        and location[0] in ("source", "destination")
+        and isinstance(location[1], int)
+    ):
+        kind = str(location[0])
+        entries = document.get(kind) or []
         entry = entries[location[1]] if location[1] < len(entries) else {}
         name = entry.get("id") if isinstance(entry, dict) else None
         rest = [str(p) for p in location[2:] if p not in ("replicated", "live")]
-        label = f"source '{name}'" if isinstance(name, str) else f"source #{location[1] + 1}"
+        label = f"{kind} '{name}'" if isinstance(name, str) else f"{kind} #{location[1] + 1}"
         return f"{label}: {'.'.join(rest) or '(entry)'}"
     return ".".join(str(p) for p in location)

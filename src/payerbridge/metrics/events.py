@@ -108,6 +108,10 @@ def _onboarding(metrics: ProcessMetrics, event: AuditEvent) -> None:
     metrics.onboardings.child(event.outcome).inc()
 
 
+def _delivery(metrics: ProcessMetrics, event: AuditEvent) -> None:
+    metrics.destination_deliveries.child(event.detail.get("destination"), event.outcome).inc()
+
+
 _OBSERVERS: dict[str, Callable[[ProcessMetrics, AuditEvent], None]] = {
     "identity.decision": _match_decision,
     "member-match": _member_match_answer,
@@ -121,6 +125,7 @@ _OBSERVERS: dict[str, Callable[[ProcessMetrics, AuditEvent], None]] = {
     "breaker.half-opened": _breaker,
     "breaker.closed": _breaker,
     "onboarding": _onboarding,
+    "exchange.delivery": _delivery,
 }
 
 

@@ -199,6 +199,12 @@ class ProcessMetrics:
             "Bulk jobs accepted and ended, by kind and outcome",
             ("kind", "outcome"),
         )
+        self.destination_deliveries = self._counter(
+            "payerbridge_destination_deliveries",
+            "Deliveries of received records to the plan's FHIR server, by destination and "
+            "outcome (waiting: an attempt to be tried again; delivered, refused, failed)",
+            ("destination", "outcome"),
+        )
         self.onboardings = self._counter(
             "payerbridge_onboardings",
             "Plan-year onboardings started and ended, by outcome",

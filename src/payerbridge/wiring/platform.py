@@ -26,6 +26,7 @@ from payerbridge.compliance.unit import ComplianceUnit
 from payerbridge.config import Settings
 from payerbridge.consent.ports import ConsentStore
 from payerbridge.consent.segmentation import SegmentationPolicy
+from payerbridge.delivery.unit import DestinationUnit
 from payerbridge.disclosure.ports import DisclosureSnapshots, MemberStore
 from payerbridge.disclosure.scope import DataScope
 from payerbridge.disclosure.unit import DisclosureUnit
@@ -115,6 +116,11 @@ class Units:
     partners_unit: PartnersUnit
     partner_health_unit: PartnerHealthUnit
     compliance_unit: ComplianceUnit
+    # Where received records go on to: the plan's FHIR servers (ADR 0053); None: nowhere.
+    destination_unit: DestinationUnit | None = None
+
+    def destinations(self) -> DestinationUnit | None:
+        return None if self.destination_unit is None else replace(self.destination_unit)
 
     def exchange(self) -> ExchangeUnit:
         return ExchangeUnit(self.exchange_wiring)

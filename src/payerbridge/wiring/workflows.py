@@ -46,7 +46,14 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
     never enqueued; an API-only process just enqueues."""
     from dbos import DBOS, DBOSConfig
 
-    from payerbridge.workflows import bulk, exchange, maintenance, onboarding, webhooks
+    from payerbridge.workflows import (
+        bulk,
+        destinations,
+        exchange,
+        maintenance,
+        onboarding,
+        webhooks,
+    )
     from payerbridge.workflows.queue_gate import QueueGate
 
     settings = platform.settings
@@ -58,6 +65,7 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
     bulk.bind(platform.units.bulk)
     onboarding.bind(platform.units.onboarding)
     webhooks.bind(_delivery_unit(platform))
+    destinations.bind(platform.units.destinations())  # ADR 0053; None: no destination
     # Every process binds the upkeep, before a recovered tick can run: DBOS's own queue,
     # which carries the scheduled ticks, is worked by every process, API-only ones too.
     maintenance.bind(_upkeep(platform))
@@ -118,7 +126,7 @@ def _delivery_unit(platform: Platform) -> DeliveryUnit:
 
 def _register_queues(settings: Settings) -> None:
     """Declare the workflows' queues with their limits from ``settings`` (after launch)."""
-    from payerbridge.workflows import bulk, exchange, onboarding, webhooks
+    from payerbridge.workflows import bulk, destinations, exchange, onboarding, webhooks
 
     exchange.register_queue(
         exchange.QueueLimits(
@@ -129,6 +137,7 @@ def _register_queues(settings: Settings) -> None:
         )
     )
     webhooks.register_queue()
+    destinations.register_queue()
     bulk.register_queue(
         bulk.BulkQueueLimits(
             client_concurrency=settings.bulk_client_concurrency,
@@ -227,12 +236,13 @@ _workflow_engines: list[Engine] = []
 def shutdown_workflows(platform: Platform) -> None:
     from dbos import DBOS
 
-    from payerbridge.workflows import webhooks
+    from payerbridge.workflows import destinations, webhooks
 
     platform.adapters.transactions.relay_deliveries = None
     stop_heartbeats()  # before DBOS goes: a takeover calls it
     DBOS.destroy()
     stop_tracing()  # its last spans sent
     webhooks.bind(None)
+    destinations.bind(None)
     while _workflow_engines:
         _workflow_engines.pop().dispose()

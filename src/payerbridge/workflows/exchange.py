@@ -32,6 +32,7 @@ from payerbridge.exchange.unit import ExchangeUnit, ExchangeWiring
 from payerbridge.logging import bind_context
 from payerbridge.tracing import continued, current_traceparent, span
 from payerbridge.types import ExchangeId, PartnerId
+from payerbridge.workflows import destinations
 from payerbridge.workflows.steps import TRANSIENT_WAITS, OnFailure, Progress, run_until_done
 
 __all__ = [
@@ -50,6 +51,8 @@ logger = logging.getLogger(__name__)
 EXCHANGE_QUEUE = "exchanges"
 
 _wiring: ExchangeWiring | None = None
+# The ends of a run that stored the record it received (``delivery.service``).
+_STORED = frozenset({ExchangeState.COMPLETED, ExchangeState.PARTIAL, ExchangeState.CONFLICT})
 
 
 def bind_wiring(wiring: ExchangeWiring) -> None:
@@ -129,7 +132,12 @@ def exchange_workflow(exchange_id: ExchangeId, traceparent: str | None = None) -
         transient=(StoreUnavailable,),  # the database blinked: a restart, a failover
         end=end,
     )
-    return run_until_done(step, failing, clock=uow.clock, log_context={"exchange_id": exchange_id})
+    ended = run_until_done(step, failing, clock=uow.clock, log_context={"exchange_id": exchange_id})
+    if ended in _STORED and destinations.is_bound():
+        # What the run stored goes on to the plan's FHIR server (ADR 0053): recorded
+        # after every operation of the run, so runs in flight keep their history.
+        destinations.deliver_exchange(exchange_id, traceparent)
+    return ended
 
 
 def workflow_id(exchange_id: ExchangeId, replay_count: int, review_round: int = 0) -> str:

@@ -1,0 +1,150 @@
+"""A delivery of an exchange's received record to the plan's FHIR server (pure: no I/O,
+no clock, no randomness).
+
+One delivery per exchange run (its first, or a replay) and destination. It is
+``pending`` until its workflow first takes it, ``delivering`` while it posts,
+``waiting`` when the destination could not take it now (unreachable, 5xx, 408, 429:
+tried again at ``next_at``, with full-jitter backoff and the destination's Retry-After
+honoured, within the destination's budget), and ends ``delivered``, ``refused`` (the
+destination said no: a 4xx with its OperationOutcome's issue codes, or our token was
+refused) or ``failed`` (the budget was spent while the destination stayed down).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from payerbridge.exchange.calls.retry import full_jitter_delay
+from payerbridge.types import ExchangeId
+
+__all__ = [
+    "DeliveryReason",
+    "DeliveryRecord",
+    "DeliveryState",
+    "DestinationAnswer",
+    "DestinationPolicy",
+    "ENDED_STATES",
+    "delivery_id",
+    "next_attempt",
+    "outcome_codes",
+]
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"
+    DELIVERING = "delivering"
+    WAITING = "waiting"
+    DELIVERED = "delivered"
+    REFUSED = "refused"
+    FAILED = "failed"
+
+
+ENDED_STATES = frozenset({DeliveryState.DELIVERED, DeliveryState.REFUSED, DeliveryState.FAILED})
+
+
+class DeliveryReason(StrEnum):
+    REFUSED = "destination-refused"  # a 4xx: the destination will not take the Bundle
+    AUTH_REFUSED = "destination-auth-refused"  # our client or token was refused
+    UNAVAILABLE = "destination-unavailable"  # down past the delivery's budget
+
+
+@dataclass(frozen=True)
+class DestinationPolicy:
+    """How one destination is retried: for at most ``budget_seconds`` from the delivery's
+    first attempt, each wait full-jittered up to ``max_delay_seconds``."""
+
+    budget_seconds: float = 3600.0
+    base_delay_seconds: float = 1.0
+    max_delay_seconds: float = 60.0
+    max_entries: int = 500  # per transaction Bundle
+
+
+@dataclass(frozen=True)
+class DestinationAnswer:
+    """What the destination answered one transaction: ``written`` (2xx), ``retry`` (it
+    could not take it now; ``retry_after`` its Retry-After in seconds), or a refusal
+    (``reason``, the status, its OperationOutcome's issue codes and the body's hash:
+    never its text, which may echo what we sent)."""
+
+    written: bool = False
+    retry: bool = False
+    status: int | None = None
+    retry_after: float | None = None
+    reason: DeliveryReason | None = None
+    issue_codes: tuple[str, ...] = ()
+    outcome_hash: str | None = None
+    error: str = ""  # what went wrong, in our words (no URL, no body)
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    id: str
+    exchange_id: ExchangeId
+    destination_id: str
+    run: int  # the exchange's replay count
+    state: DeliveryState
+    attempts: int
+    next_at: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    reason_code: str | None
+    issue_codes: tuple[str, ...]
+    outcome_hash: str | None
+    written: dict[str, int] = field(default_factory=dict)  # per type, this delivery
+    unchanged: int = 0  # held resources the destination already had from us
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "destination": self.destination_id,
+            "run": self.run,
+            "state": self.state.value,
+            "attempts": self.attempts,
+            "next_attempt_at": self.next_at.isoformat() if self.next_at else None,
+            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+            "reason_code": self.reason_code,
+            "issue_codes": list(self.issue_codes),
+            "written": dict(sorted(self.written.items())),
+            "unchanged": self.unchanged,
+        }
+
+
+def delivery_id(exchange_id: ExchangeId, destination_id: str, run: int) -> str:
+    """The delivery's id, derived: one per exchange run and destination, whoever asks."""
+    return f"{exchange_id}:{destination_id}:{run}"
+
+
+def next_attempt(
+    policy: DestinationPolicy,
+    *,
+    attempt: int,
+    started_at: datetime,
+    now: datetime,
+    retry_after: float | None,
+    unit_random: float,
+) -> datetime | None:
+    """After failed attempt number ``attempt``: when to try again (full jitter, at least
+    the destination's Retry-After), or None once that would be past the budget."""
+    delay = full_jitter_delay(policy, attempt, unit_random)
+    delay = min(
+        max(delay, retry_after or 0.0, 0.5), max(policy.max_delay_seconds, retry_after or 0)
+    )
+    due = now + timedelta(seconds=delay)
+    if due > started_at + timedelta(seconds=policy.budget_seconds):
+        return None
+    return due
+
+
+def outcome_codes(body: Any, raw: bytes) -> tuple[tuple[str, ...], str]:
+    """An OperationOutcome's issue codes (each at most 64 characters) and the hash of
+    the body as sent: what we keep of a refusal."""
+    codes: list[str] = []
+    if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
+        for issue in body.get("issue") or ():
+            code = issue.get("code") if isinstance(issue, dict) else None
+            if isinstance(code, str) and code and code not in codes:
+                codes.append(code[:64])
+    return tuple(codes[:20]), hashlib.sha256(raw).hexdigest()

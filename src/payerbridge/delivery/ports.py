@@ -1,0 +1,90 @@
+"""The delivery room's ports: the deliveries and what each destination already has from
+us (``DeliveryStore``), the record an exchange received (``HeldRecords``), and the plan's
+FHIR server itself (``Destination``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from payerbridge.delivery.model import DeliveryRecord, DeliveryState, DestinationAnswer
+from payerbridge.transactions import UnitOfWork
+from payerbridge.types import ExchangeId
+
+__all__ = ["DeliveryStore", "Destination", "HeldRecords"]
+
+
+class DeliveryStore(Protocol):
+    """Deliveries and, per destination, the content hash of each resource written there.
+    Each write in the caller's unit of work."""
+
+    def open(
+        self, unit: UnitOfWork, *, exchange_id: ExchangeId, destination_id: str, run: int
+    ) -> str:
+        """The delivery of this exchange run to this destination, made ``pending`` if it
+        is not there yet; its id."""
+        ...
+
+    def claim(self, unit: UnitOfWork, delivery_id: str, *, now: datetime) -> DeliveryRecord | None:
+        """The delivery, ``delivering`` and counted as one more attempt, if it is
+        ``pending`` or ``waiting`` and due."""
+        ...
+
+    def due(self, delivery_id: str) -> datetime | None:
+        """When the delivery is due; None once it has ended."""
+        ...
+
+    def of_exchange(self, exchange_id: ExchangeId) -> list[DeliveryRecord]:
+        """The exchange's deliveries, the latest run's first."""
+        ...
+
+    def written_hashes(self, destination_id: str, refs: Sequence[str]) -> dict[str, str]:
+        """Our ref → the content hash we last wrote to the destination, of ``refs``."""
+        ...
+
+    def wrote(
+        self,
+        unit: UnitOfWork,
+        delivery_id: str,
+        *,
+        hashes: Mapping[str, str],
+        counts: Mapping[str, int],
+    ) -> None:
+        """A transaction the destination took: its resources' hashes, its counts added."""
+        ...
+
+    def wait(self, unit: UnitOfWork, delivery_id: str, *, until: datetime, error: str) -> None: ...
+
+    def end(
+        self,
+        unit: UnitOfWork,
+        delivery_id: str,
+        *,
+        state: DeliveryState,
+        answer: DestinationAnswer | None = None,
+        unchanged: int = 0,
+    ) -> DeliveryRecord: ...
+
+
+class HeldRecords(Protocol):
+    def of_exchange(self, exchange_id: ExchangeId) -> list[dict[str, Any]]:
+        """The resources we hold from the exchange (as its last run stored them), with
+        our ids."""
+        ...
+
+
+class Destination(Protocol):
+    """A plan's FHIR server we write to."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def types(self) -> frozenset[str] | None:
+        """The types it takes (None: every type)."""
+        ...
+
+    def post_transaction(self, bundle: dict[str, Any]) -> DestinationAnswer:
+        """Post one transaction Bundle; what the destination answered, classified."""
+        ...
