@@ -240,6 +240,8 @@ CATALOGUE: dict[str, TableRetention] = {
     "operator_sessions": _NONE,
     "unmask_grants": _NONE,  # who saw identifiers unmasked, why and until when
     "worker_heartbeats": _NONE,  # worker ids and when each last beat (ADR 0049)
+    "destination_deliveries": _NONE,  # exchange ids, states and codes (ADR 0053)
+    "destination_writes": _NONE,  # our refs and content hashes, per destination
 }
 
 

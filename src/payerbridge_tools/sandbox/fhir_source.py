@@ -10,7 +10,12 @@ It serves ``quirks.quirky_population`` (deterministic by seed) under ``/fhir``:
 - ``GET /fhir/Patient/<id>``, ``GET /fhir/<Type>?patient=<id>&_count=N&_lastUpdated=gtT``
   (``next`` links), ``GET /fhir/Patient?_count=N`` (every member);
 - ``GET /fhir/Patient/$export?_type=Patient[&_since=T]`` (Bulk Data: 202, status, NDJSON
-  files that need the token).
+  files that need the token);
+- ``POST /fhir``: a transaction Bundle, as a destination takes it (``fhir_written``: all
+  or nothing, conditional updates by identifier; a token with a write scope such as
+  ``system/*.write``); what it took is found by searches too
+  (``GET /fhir/<Type>?identifier=system|value``, ``GET /fhir/<Type>?_count=N``) and
+  counted per type by ``GET /fhir/_written`` (no token: a test double's count).
 
 Test controls (no token; a test double, never a product endpoint): ``GET|POST
 /_control`` reads or sets how it misbehaves, ``POST /_control/records`` adds a
@@ -22,7 +27,8 @@ resource to a member after start, ``POST /_control/reset`` puts everything back:
      "types": ["Observation"]}  # only these types' searches (default: every request)
 
 ``down`` answers 503 to everything but the controls; ``fail-page`` answers 500 from
-``page`` on; ``bad-page`` answers a page that is not a Bundle.
+``page`` on; ``bad-page`` answers a page that is not a Bundle; ``refuse-writes`` answers
+every transaction 422 with an OperationOutcome (``processing``).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from payerbridge_tools.sandbox.fhir_source_state import Control, FhirSourceState
+from payerbridge_tools.sandbox.fhir_written import TransactionRefused
 
 __all__ = ["FhirSourceOptions", "build_app"]
 
@@ -99,7 +106,7 @@ def build_app(options: FhirSourceOptions | None = None) -> Starlette:
                     "grant_types_supported": ["client_credentials"],
                     "token_endpoint_auth_methods_supported": ["private_key_jwt"],
                     "token_endpoint_auth_signing_alg_values_supported": ["ES384", "RS384"],
-                    "scopes_supported": ["system/*.read", "system/*.rs"],
+                    "scopes_supported": ["system/*.read", "system/*.rs", "system/*.write"],
                     "capabilities": ["client-confidential-asymmetric"],
                 }
             ),
@@ -181,6 +188,33 @@ def build_app(options: FhirSourceOptions | None = None) -> Starlette:
             return _outcome(404, "not-found", "no such file")
         return Response(lines, media_type="application/fhir+ndjson")
 
+    async def transaction(request: Request) -> Response:
+        refused = await _fault(state.control, None, 1)
+        if refused is not None:
+            return refused
+        if state.control.mode == "refuse-writes":
+            return _outcome(422, "processing", "writes refused for the test")
+        try:
+            bundle = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return _outcome(400, "invalid", "the body is not JSON")
+        kinds = {
+            str((e.get("resource") or {}).get("resourceType"))
+            for e in (bundle.get("entry") or [] if isinstance(bundle, dict) else [])
+            if isinstance(e, dict)
+        }
+        authorization = request.headers.get("authorization")
+        if not all(state.authorized(authorization, k, write=True) for k in kinds or {"*"}):
+            return _outcome(401, "login", "a valid bearer token with a write scope is needed")
+        try:
+            answer = state.written.transact(bundle, datetime.now(UTC))
+        except TransactionRefused as exc:
+            return _outcome(exc.status, exc.code, exc.text)
+        return _fhir(answer)
+
+    async def written(_request: Request) -> Response:
+        return Response(orjson.dumps(state.written.summary()), media_type="application/json")
+
     async def control(request: Request) -> Response:
         if request.method == "POST":
             problem = state.control.set(await request.json())
@@ -209,6 +243,8 @@ def build_app(options: FhirSourceOptions | None = None) -> Starlette:
             Route("/_control/records", add_record, methods=["POST"]),
             Route("/_control/reset", reset, methods=["POST"]),
             Route("/auth/token", token, methods=["POST"]),
+            Route("/fhir", transaction, methods=["POST"]),
+            Route("/fhir/_written", written),
             Route("/fhir/metadata", metadata),
             Route("/fhir/.well-known/smart-configuration", smart_configuration),
             Route("/fhir/Patient/$export", export),

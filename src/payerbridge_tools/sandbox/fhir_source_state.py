@@ -21,6 +21,7 @@ from payerbridge.security.assertions import (
     read_unverified,
     verify_assertion,
 )
+from payerbridge_tools.sandbox.fhir_written import WrittenStore
 from payerbridge_tools.sandbox.quirks import SERVED_TYPES, quirky_population
 
 if TYPE_CHECKING:
@@ -28,8 +29,10 @@ if TYPE_CHECKING:
 
 __all__ = ["MODES", "Control", "FhirSourceState"]
 
-MODES = ("normal", "down", "slow", "fail-page", "bad-page")
-_SCOPE = re.compile(r"^system/(\*|[A-Z][A-Za-z]+)\.(read|rs|\*)$")
+MODES = ("normal", "down", "slow", "fail-page", "bad-page", "refuse-writes")
+_SCOPE = re.compile(r"^system/(\*|[A-Z][A-Za-z]+)\.(read|rs|write|cud|cruds|\*)$")
+_WRITES = frozenset({"write", "cud", "cruds", "*"})
+_READS = frozenset({"read", "rs", "cruds", "*"})
 _PATIENT_OF = ("subject", "patient", "beneficiary")
 
 
@@ -89,6 +92,7 @@ class FhirSourceState:
     tokens_issued: int = 0
     requests: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    written: WrittenStore = field(default_factory=WrittenStore)  # what it took as a destination
 
     def __post_init__(self) -> None:
         self.control = self.options.control
@@ -107,6 +111,7 @@ class FhirSourceState:
             self.exports.clear()
             self.requests.clear()
             self.tokens_issued = 0
+            self.written.clear()
             o = self.options
             for resource in quirky_population(
                 o.members, o.seed, o.as_of, payer=o.payer, payers=o.payers
@@ -156,7 +161,10 @@ class FhirSourceState:
             return 400, {"error": "invalid_request", "error_description": "no jwt-bearer assertion"}
         scopes = frozenset(form.get("scope", "").split())
         if not scopes or not all(_SCOPE.match(s) for s in scopes):
-            return 400, {"error": "invalid_scope", "error_description": "ask system/<T>.read"}
+            return 400, {
+                "error": "invalid_scope",
+                "error_description": "ask system/<T>.read (or .write to write)",
+            }
         try:
             unverified = read_unverified(form.get("client_assertion", ""))
             jwks = self.options.clients.get(unverified.client_id)
@@ -185,14 +193,20 @@ class FhirSourceState:
             "scope": " ".join(sorted(scopes)),
         }
 
-    def authorized(self, authorization: str | None, resource_type: str | None) -> bool:
+    def authorized(
+        self, authorization: str | None, resource_type: str | None, *, write: bool = False
+    ) -> bool:
+        """Whether the token may read (``write``: write) ``resource_type`` (None: any)."""
         if not self.options.clients:
             return True
         token = (authorization or "").removeprefix("Bearer ").strip()
         expires, scopes = self.tokens.get(token, (0.0, frozenset()))
         if expires < time.time():
             return False
-        granted = {m[1] for s in scopes if (m := _SCOPE.match(s))}
+        allowing = _WRITES if write else _READS
+        granted = {m[1] for s in scopes if (m := _SCOPE.match(s)) and m[2] in allowing}
+        if write and resource_type is None:
+            return "*" in granted
         return "*" in granted or resource_type is None or resource_type in granted
 
     # --- reads and searches ---------------------------------------------------------
@@ -209,9 +223,9 @@ class FhirSourceState:
         self, resource_type: str, params: dict[str, str], base: str
     ) -> tuple[int, dict[str, Any]]:
         self._count(f"{resource_type} search")
-        if resource_type not in SERVED_TYPES:
+        if resource_type not in SERVED_TYPES and not self.written.of_type(resource_type):
             return 404, _issue("not-supported", f"{resource_type} is not served here")
-        known = {"patient", "_count", "_offset", "_lastUpdated", "_id"}
+        known = {"patient", "_count", "_offset", "_lastUpdated", "_id", "identifier"}
         if not self.options.last_updated:
             known.discard("_lastUpdated")
         unknown = sorted(set(params) - known)
@@ -251,6 +265,18 @@ class FhirSourceState:
             else:
                 keys = [k for k in self.resources if k[0] == resource_type]
             found = [self.resources[k] for k in keys]
+        if "patient" not in params:  # what it took as a destination, besides
+            found += self.written.of_type(resource_type)
+        if "identifier" in params:
+            system, _, value = params["identifier"].partition("|")
+            found = [
+                r
+                for r in found
+                if any(
+                    i.get("system") == system and i.get("value") == value
+                    for i in r.get("identifier") or ()
+                )
+            ]
         if "_id" in params:
             found = [r for r in found if r["id"] in params["_id"].split(",")]
         if "_lastUpdated" in params:

@@ -222,13 +222,19 @@ def list_exchanges(
 
 
 @router.get("/{exchange_id}", name="get_exchange")
-def get_exchange(exchange_id: str, uow: ExchangeUnitDep, caller: AuditReaderDep) -> dict[str, Any]:
-    """One of the caller's exchanges; another client's answers 404, as a missing one."""
+def get_exchange(
+    exchange_id: str, uow: ExchangeUnitDep, caller: AuditReaderDep, platform: PlatformDep
+) -> dict[str, Any]:
+    """One of the caller's exchanges; another client's answers 404, as a missing one.
+    ``delivery``: where what it received went on to (ADR 0053), the latest run's first."""
     found = ExchangeId(exchange_id)
     record = uow.exchanges.get(found)
     if not caller.sees_everyone and record.client_id != caller.client_id:
         raise NotFound(f"exchange {exchange_id[:64]} does not exist")
-    return exchange_public(record, uow.exchanges.dead_letter(found), reader=caller.client_id)
+    public = exchange_public(record, uow.exchanges.dead_letter(found), reader=caller.client_id)
+    destinations = platform.units.destinations()
+    deliveries = destinations.deliveries.of_exchange(found) if destinations is not None else []
+    return {**public, "delivery": [d.to_json() for d in deliveries]}
 
 
 @router.get("/{exchange_id}/audit")
