@@ -156,7 +156,8 @@ class WrittenStore:
                 )
             return f"{conditional[0]}/{found[0]}"
 
-        return rewrite_references(resource, rewrite)
+        resolved: dict[str, Any] = rewrite_references(resource, rewrite)
+        return resolved
 
     def _apply(
         self, targets: list[tuple[str, str, bool]], written: list[dict[str, Any]], now: datetime
