@@ -28,6 +28,7 @@ __all__ = [
     "DestinationAnswer",
     "DestinationPolicy",
     "ENDED_STATES",
+    "FailedAttempt",
     "delivery_id",
     "next_attempt",
     "outcome_codes",
@@ -117,17 +118,22 @@ def delivery_id(exchange_id: ExchangeId, destination_id: str, run: int) -> str:
     return f"{exchange_id}:{destination_id}:{run}"
 
 
+@dataclass(frozen=True)
+class FailedAttempt:
+    """Attempt number ``attempt`` of a delivery first tried at ``started_at`` could not be
+    taken; the destination asked to wait ``retry_after`` seconds (None: it did not say)."""
+
+    attempt: int
+    started_at: datetime
+    retry_after: float | None
+
+
 def next_attempt(
-    policy: DestinationPolicy,
-    *,
-    attempt: int,
-    started_at: datetime,
-    now: datetime,
-    retry_after: float | None,
-    unit_random: float,
+    policy: DestinationPolicy, failed: FailedAttempt, *, now: datetime, unit_random: float
 ) -> datetime | None:
-    """After failed attempt number ``attempt``: when to try again (full jitter, at least
-    the destination's Retry-After), or None once that would be past the budget."""
+    """When to try again (full jitter, at least the destination's Retry-After), or None
+    once that would be past the budget."""
+    attempt, started_at, retry_after = failed.attempt, failed.started_at, failed.retry_after
     delay = full_jitter_delay(policy, attempt, unit_random)
     delay = min(
         max(delay, retry_after or 0.0, 0.5), max(policy.max_delay_seconds, retry_after or 0)

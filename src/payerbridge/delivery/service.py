@@ -25,6 +25,7 @@ from payerbridge.delivery.model import (
     DeliveryState,
     DestinationAnswer,
     DestinationPolicy,
+    FailedAttempt,
     next_attempt,
 )
 from payerbridge.delivery.unit import DestinationUnit
@@ -116,14 +117,8 @@ def _wait(
     answer: DestinationAnswer,
 ) -> datetime | None:
     with uow:
-        due = next_attempt(
-            policy,
-            attempt=record.attempts,
-            started_at=record.started_at or uow.now,
-            now=uow.now,
-            retry_after=answer.retry_after,
-            unit_random=uow.random(),
-        )
+        failed = FailedAttempt(record.attempts, record.started_at or uow.now, answer.retry_after)
+        due = next_attempt(policy, failed, now=uow.now, unit_random=uow.random())
         if due is not None:
             uow.deliveries.wait(uow, record.id, until=due, error=answer.error)
             uow.record(_event(uow.now, record, DeliveryState.WAITING.value, answer))

@@ -8,7 +8,7 @@ from payerbridge.backends.sources import DestinationSpec, LiveSourceSpec, Source
 from payerbridge.delivery.model import DestinationPolicy
 from payerbridge.errors import InvalidInput, Issue
 from payerbridge.net.addresses import AddressPolicy
-from payerbridge.sources.destination import FhirDestination
+from payerbridge.sources.destination import DestinationTarget, FhirDestination
 from payerbridge.sources.fhir_server import FhirServerSource
 from payerbridge.sources.settings import PER_TYPE_SCOPE, FhirServerSettings, read_private_key
 
@@ -71,11 +71,5 @@ def _destination(spec: DestinationSpec, policy: AddressPolicy) -> FhirDestinatio
         if scope == PER_TYPE_SCOPE:
             scope = " ".join(f"system/{t}.write" for t in sorted(types or ()))
         smart = (auth.client_id, read_private_key(auth.key_file), scope, auth.token_url)
-    return FhirDestination.with_key(
-        spec.id,
-        spec.base_url,
-        smart,
-        types=types,
-        timeout_seconds=spec.timeout_seconds,
-        policy=policy,
-    )
+    target = DestinationTarget(spec.id, spec.base_url, types, spec.timeout_seconds)
+    return FhirDestination.with_key(target, smart, policy)

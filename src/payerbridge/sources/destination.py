@@ -12,6 +12,7 @@ text (it may echo what we sent). Nothing logged names a resource or a member.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -26,11 +27,22 @@ from payerbridge.net.transport import AddressRefused, AnswerTooLarge, GuardedTra
 from payerbridge.sources.connection import FHIR_JSON
 from payerbridge.sources.smart import SmartClient, SmartTokens, signing_key
 
-__all__ = ["FhirDestination"]
+__all__ = ["DestinationTarget", "FhirDestination"]
 
 logger = logging.getLogger(__name__)
 _ANSWER_LIMIT = 16 * 1024 * 1024
 _RETRY = frozenset({408, 429})
+
+
+@dataclass(frozen=True)
+class DestinationTarget:
+    """Where a destination is: its id, its FHIR base, the types it takes (None: every
+    type) and the longest one post may take."""
+
+    id: str
+    base_url: str
+    types: frozenset[str] | None = None
+    timeout_seconds: float = 30.0
 
 
 class FhirDestination:
@@ -38,17 +50,19 @@ class FhirDestination:
 
     def __init__(
         self,
-        destination_id: str,
-        base_url: str,
+        target: DestinationTarget,
         *,
-        types: frozenset[str] | None,
-        smart: SmartClient | None,
-        timeout_seconds: float,
+        smart: SmartClient | None = None,
         policy: AddressPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self._id, self._base, self._types = destination_id, base_url.rstrip("/"), types
-        self._timeout = timeout_seconds
+        destination_id = target.id
+        self._id, self._base, self._types = (
+            destination_id,
+            target.base_url.rstrip("/"),
+            target.types,
+        )
+        self._timeout = target.timeout_seconds
         self._client = httpx.Client(
             transport=transport or GuardedTransport(policy or AddressPolicy()),
             headers={"User-Agent": "payerbridge-destination"},
@@ -63,10 +77,9 @@ class FhirDestination:
     @classmethod
     def with_key(
         cls,
-        destination_id: str,
-        base_url: str,
+        target: DestinationTarget,
         auth: tuple[str, dict[str, Any], str, str | None] | None,
-        **options: Any,
+        policy: AddressPolicy,
     ) -> FhirDestination:
         """Built from (client id, private JWK, scope, token URL); ValueError naming what
         is wrong with the key (never the key)."""
@@ -74,7 +87,7 @@ class FhirDestination:
         if auth is not None:
             client_id, jwk, scope, token_url = auth
             smart = SmartClient(client_id, signing_key(jwk), scope, token_url)
-        return cls(destination_id, base_url, smart=smart, **options)
+        return cls(target, smart=smart, policy=policy)
 
     @property
     def id(self) -> str:
