@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
@@ -15,6 +15,9 @@ from payerbridge import errors
 from payerbridge.cli.console import cli_actor, err, fail, out, settings_for
 from payerbridge.cli.options import DataDir
 from payerbridge.config import Settings
+
+if TYPE_CHECKING:
+    from payerbridge.backends.sources import Sources
 
 __all__ = ["mappings_app", "sources_app"]
 
@@ -55,6 +58,31 @@ def sources_check(data_dir: DataDir = None, sources_file: SourcesFile = None) ->
     for spec in sources:
         mapping = sources.library.get(spec.mapping_ref)
         table.add_row(spec.id, spec.mode, str(mapping.ref), mapping.input, mapping.source_format)
+    out.print(table)
+    _check_destinations(sources, settings)
+
+
+def _check_destinations(sources: Sources, settings: Settings) -> None:
+    """The destinations (ADR 0053), their keys read as start-up reads them; exit 2
+    naming every one that cannot be used."""
+    from payerbridge.policies import egress_policy
+    from payerbridge.sources.adapters import destination_adapters
+
+    if not sources.destinations:
+        return
+    try:
+        adapters, _ = destination_adapters(sources, egress_policy(settings))
+    except errors.InvalidInput as exc:
+        for issue in exc.issues:
+            err.print(f"[red]error[/red] {issue.text}")
+        raise typer.Exit(2) from None
+    for adapter in adapters.values():
+        adapter.close()
+    table = Table("destination", "FHIR base", "types", "scope", "budget", title="Destinations")
+    for spec in sources.destinations:
+        scope = spec.auth.scope if spec.auth else "(no token)"
+        types = ", ".join(spec.types) if spec.types else "every type"
+        table.add_row(spec.id, spec.base_url, types, scope, f"{spec.budget_seconds:g} s")
     out.print(table)
 
 

@@ -29,15 +29,12 @@ from payerbridge.delivery.model import (
     next_attempt,
 )
 from payerbridge.delivery.unit import DestinationUnit
-from payerbridge.exchange.model import ExchangeState
+from payerbridge.exchange.model import DATA_ENDS
 from payerbridge.types import ExchangeId
 
-__all__ = ["DELIVERED_STATES", "DeliverOnce", "OpenDeliveries", "deliver_once", "open_deliveries"]
+__all__ = ["DeliverOnce", "OpenDeliveries", "deliver_once", "open_deliveries"]
 
 logger = logging.getLogger(__name__)
-DELIVERED_STATES = frozenset(
-    {ExchangeState.COMPLETED, ExchangeState.PARTIAL, ExchangeState.CONFLICT}
-)
 _ACTOR = "system:delivery"
 
 
@@ -57,7 +54,7 @@ def open_deliveries(command: OpenDeliveries, uow: DestinationUnit) -> list[str]:
     if not uow.destinations:
         return []
     record = uow.exchanges.current(command.exchange_id)
-    if record.state not in DELIVERED_STATES:
+    if record.state not in DATA_ENDS:
         return []
     with uow:
         return [

@@ -22,7 +22,7 @@ from datetime import timedelta
 from dbos import DBOS, Queue, SetEnqueueOptions, SetWorkflowID
 
 from payerbridge.errors import IllegalTransition, StoreUnavailable
-from payerbridge.exchange.model import STOPPED_STATES, ExchangeStart, ExchangeState
+from payerbridge.exchange.model import DATA_ENDS, STOPPED_STATES, ExchangeStart, ExchangeState
 from payerbridge.exchange.moves import fail
 from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.exchange.requests import request_from_document
@@ -51,8 +51,6 @@ logger = logging.getLogger(__name__)
 EXCHANGE_QUEUE = "exchanges"
 
 _wiring: ExchangeWiring | None = None
-# The ends of a run that stored the record it received (``delivery.service``).
-_STORED = frozenset({ExchangeState.COMPLETED, ExchangeState.PARTIAL, ExchangeState.CONFLICT})
 
 
 def bind_wiring(wiring: ExchangeWiring) -> None:
@@ -133,7 +131,7 @@ def exchange_workflow(exchange_id: ExchangeId, traceparent: str | None = None) -
         end=end,
     )
     ended = run_until_done(step, failing, clock=uow.clock, log_context={"exchange_id": exchange_id})
-    if ended in _STORED and destinations.is_bound():
+    if ended in DATA_ENDS and destinations.is_bound():
         # What the run stored goes on to the plan's FHIR server (ADR 0053): recorded
         # after every operation of the run, so runs in flight keep their history.
         destinations.deliver_exchange(exchange_id, traceparent)
