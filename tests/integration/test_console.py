@@ -25,6 +25,9 @@ with warnings.catch_warnings():  # Starlette 1.x would have httpx2 for its test 
 from payerbridge.api.app import create_app
 from payerbridge.bootstrap import Platform, audit_checkpointer, build_platform, utcnow
 from payerbridge.config import load_settings
+from payerbridge.delivery.model import DeliveryReason, DestinationAnswer
+from payerbridge.delivery.service import DeliverOnce, deliver_once
+from payerbridge.delivery.unit import DestinationUnit
 from payerbridge.errors import NotFound, TooManyAttempts, Unauthenticated
 from payerbridge.exchange.model import ExchangeState, Move, Stamp
 from payerbridge.routing.enrolment import StorePartner, store_partner
@@ -42,6 +45,7 @@ from payerbridge.security.operator_accounts import (
     unlock_operator,
 )
 from payerbridge.security.operators import BreakGlassPolicy, name_digest
+from payerbridge.store.deliveries import SqlDeliveryStore
 from payerbridge.store.rate_limits import SqlAllowances
 from payerbridge.types import ExchangeId, PartnerId
 from tests.builders import a_submitted_exchange, an_exchange_request
@@ -398,6 +402,61 @@ def test_an_exchange_is_found_by_its_member_and_its_page_shows_its_timeline_audi
     assert 'id="replay-form"' not in page.text  # a viewer acts on nothing
     views = [e for e in events(platform, "Exchange", exchange_id) if e["action"] == "console.view"]
     assert [e["actor"] for e in views] == [f"console:{accounts[Role.VIEWER]}"]
+
+    # Its delivery to the plan's FHIR server (ADR 0053), refused there: state, reason
+    # code with its runbook and the destination's issue codes, audited.
+    with delivering_to(platform, _Refusing()) as unit:
+        with unit:
+            opened = unit.deliveries.open(
+                unit, exchange_id=ExchangeId(exchange_id), destination_id="plan-fhir", run=0
+            )
+        assert deliver_once(DeliverOnce(opened), unit) is None
+        page = client.get(f"/console/exchanges/{exchange_id}")
+    assert 'id="delivery"' in page.text and 'data-destination="plan-fhir"' in page.text
+    assert "/runbooks/destination-refused" in page.text and "(processing)" in page.text
+    (ended,) = [
+        e for e in events(platform, "Exchange", exchange_id) if e["action"] == "exchange.delivery"
+    ]
+    assert ended["outcome"] == "refused"
+    assert ended["detail"]["reason_code"] == "destination-refused"
+    assert ended["detail"]["issue_codes"] == ["processing"]
+
+
+class _Refusing:
+    """A destination that refuses every transaction with an OperationOutcome."""
+
+    id = "plan-fhir"
+    types = None
+
+    def post_transaction(self, bundle: dict[str, Any]) -> DestinationAnswer:
+        assert bundle["type"] == "transaction" and bundle["entry"]
+        return DestinationAnswer(
+            status=422, reason=DeliveryReason.REFUSED, issue_codes=("processing",)
+        )
+
+
+class _Held:
+    def of_exchange(self, exchange_id: ExchangeId) -> list[dict[str, Any]]:
+        return [{"resourceType": "Patient", "id": "p1"}]
+
+
+@contextmanager
+def delivering_to(platform: Platform, destination: Any) -> Iterator[DestinationUnit]:
+    """The platform with one destination for a while (its unit, as the workflows and
+    the pages get it)."""
+    units = platform.units
+    unit = DestinationUnit(
+        platform.transactions,
+        SqlDeliveryStore(platform.engine, reader=platform.reader),
+        units.exchange_wiring.exchanges,
+        _Held(),
+        {destination.id: destination},
+    )
+    platform.units = dataclasses.replace(units, destination_unit=unit)
+    try:
+        yield unit
+    finally:
+        platform.units = units
 
 
 def test_an_action_on_a_stale_page_or_a_state_that_refuses_it_is_shown_not_done(

@@ -95,8 +95,10 @@ def exchange_view(visit: Visit, record: ExchangeRecord, flash: Flash = NO_FLASH)
     timeline = audit_of_exchange(
         record.id, viewer=None, exchanges=uow.exchanges, audit=uow.audit_reader
     )
+    destinations = visit.platform.units.destinations()
     context = {
         "record": record,
+        "deliveries": destinations.deliveries.of_exchange(record.id) if destinations else [],
         "letter": uow.exchanges.dead_letter(record.id),
         "timeline": timeline,
         "route": timeline.route or _route(record),
