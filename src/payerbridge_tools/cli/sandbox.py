@@ -41,7 +41,7 @@ sandbox_app.add_typer(partner_app, name="partner")
 
 _TERMINAL = {state.value for state in STOPPED_STATES}
 # After the FHIR partners: the X12/CSV partner, the FHIR-server partner and its server.
-SOURCE_PORTS = 3
+SOURCE_PORTS = 4
 
 
 @dataclass(frozen=True)
@@ -428,6 +428,30 @@ def _run_sample_exchanges(
             time.sleep(0.2)
 
 
+def _deliveries_ended(
+    platform: Instance, exchanges: list[dict[str, Any]], token: str
+) -> list[dict[str, Any]]:
+    """The exchanges again once the delivery of each that stored data has ended (at
+    most half a minute)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    deadline = time.monotonic() + 30
+    with httpx.Client(base_url=platform.base_url, timeout=30, headers=headers) as client:
+        while True:
+            exchanges = [client.get(f"/exchanges/{e['id']}").json() for e in exchanges]
+            pending = [
+                e
+                for e in exchanges
+                if e["state"] in ("completed", "partial", "conflict")
+                and not any(d["state"] in _DELIVERY_ENDS for d in e.get("delivery") or [])
+            ]
+            if not pending or time.monotonic() > deadline:
+                return exchanges
+            time.sleep(0.3)
+
+
+_DELIVERY_ENDS = ("delivered", "refused", "failed")
+
+
 def _settled(exchange: dict[str, Any], deadline: float) -> bool:
     """Stopped, or waiting for a maintenance window that outlasts the demo's patience."""
     if exchange["state"] in _TERMINAL:
@@ -489,6 +513,8 @@ def demo(
         SOURCE_PARTNER_LABELS,
         exchange_sources,
         print_completeness,
+        print_destination,
+        start_destination,
         start_source_partners,
     )
 
@@ -509,6 +535,10 @@ def demo(
         sources = start_source_partners(
             data_dir, network, base_port + SANDBOX_PARTNERS, us, instances
         )
+        destination = start_destination(
+            data_dir, base_port + SANDBOX_PARTNERS + SOURCE_PORTS - 1, instances
+        )
+        platform_env["PAYERBRIDGE_SOURCES_FILE"] = str(destination)
         platform = spawn("platform", data_dir, port, platform_env)
         instances.append(platform)
         wait_healthy(instances)
@@ -532,6 +562,7 @@ def demo(
             for payer in network["payers"]
         ] + sources.requests
         exchanges = _run_sample_exchanges(platform, requests, token)
+        exchanges = _deliveries_ended(platform, exchanges, token)
         # After the exchanges: the short maintenance window is timed. An operator runs the
         # platform; identity review cases (demographics) are a reviewer's to open.
         login, reviewer = _console_logins(
@@ -556,6 +587,7 @@ def demo(
         f"exchanges completed: [bold]{len(done)} of {len(exchanges)}[/bold], "
         f"{sum(e.get('resource_count') or 0 for e in done)} resources stored"
     )
+    print_destination(next(i for i in instances if i.name == "plan-fhir"), exchanges)
     out.print("where to look:")
     for exchange in exchanges:
         out.print(f"  exchange:     {platform.base_url}/exchanges/{exchange['id']}")
@@ -586,6 +618,8 @@ def demo(
         f"    or as       {reviewer[0]} / {reviewer[1]} (role reviewer: the identity review queue)"
     )
     for instance in instances[:-1]:
+        if instance.name == "plan-fhir":
+            continue  # printed with what arrived there
         what = "its FHIR server" if instance.name == "fhir-source" else "partner"
         out.print(f"  {what} {instance.name}: {instance.base_url}/fhir/metadata")
     waiting = [

@@ -62,6 +62,7 @@ def source_ports(base_port: int, after: int) -> list[tuple[int, str]]:
         (base_port + after, "the X12/CSV partner"),
         (base_port + after + 1, "the FHIR-server partner"),
         (base_port + after + 2, "the FHIR-server partner's FHIR server"),
+        (base_port + after + 3, "the plan's own FHIR server, the destination"),
     ]
 
 
@@ -317,3 +318,49 @@ def print_completeness(exchange: dict[str, Any], sources: dict[str, list[str]]) 
     out.print(f"  mappings: {mappings}")
     if sources["formats"]:
         out.print(f"  source formats (Provenance): {', '.join(sources['formats'])}")
+
+
+def start_destination(data_dir: Path, port: int, instances: list[Instance]) -> Path:
+    """Start the plan's own FHIR server (a sandbox FHIR server that takes transactions)
+    and write the platform's sources file naming it as the destination of every
+    exchange's record (ADR 0053), with a SMART client key of the platform's, registered
+    there. The sources file's path."""
+    home = data_dir / "sandbox" / "destination"
+    home.mkdir(parents=True, exist_ok=True)
+    key_file, jwks_file = _client_keys(home)
+    server = _spawn_fhir_source(
+        home / "fhir-source",
+        port,
+        ["--members", "1", "--client-id", "platform", "--jwks-file", str(jwks_file)],
+    )
+    server.name = "plan-fhir"
+    instances.append(server)
+    wait_healthy([server])
+    sources_file = home / "sources.toml"
+    sources_file.write_text(
+        "# The plan's own FHIR server: every exchange's record is written there (ADR 0053).\n"
+        "[[destination]]\n"
+        'id = "plan-fhir"\n'
+        f'base_url = "{server.base_url}/fhir"\n'
+        "budget_seconds = 600\n"
+        f'auth = {{ client_id = "platform", key_file = "{key_file.resolve()}" }}\n'
+    )
+    return sources_file
+
+
+def print_destination(destination: Instance, exchanges: list[dict[str, Any]]) -> None:
+    """How each exchange's delivery ended, and what arrived at the destination per type,
+    as the destination itself counts it."""
+    import httpx
+
+    for exchange in exchanges:
+        for delivery in exchange.get("delivery") or []:
+            written = sum(delivery["written"].values())
+            reason = f" ({delivery['reason_code']})" if delivery.get("reason_code") else ""
+            out.print(
+                f"  delivery of {exchange['id'][:8]}: {delivery['state']}{reason}, "
+                f"{written} written, {delivery['unchanged']} already there"
+            )
+    summary = httpx.get(f"{destination.base_url}/fhir/_written", timeout=10).json()
+    counts = ", ".join(f"{kind} {n}" for kind, n in summary["types"].items()) or "nothing"
+    out.print(f"arrived at the plan's FHIR server ({destination.base_url}/fhir): {counts}")
