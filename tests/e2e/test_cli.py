@@ -168,13 +168,13 @@ def _leave_in_time_wait(port: int) -> None:
 
 @once
 def test_make_run_refuses_a_busy_port_naming_it_and_how_to_choose_others(tmp_path: Path) -> None:
-    base = free_port_run(7)
+    base = free_port_run(8)
     _leave_in_time_wait(base + 2)  # a stopped run's: free to listen on again
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", base + 1))  # the second partner's
         taken.listen()
         result = run_cli(
-            ["demo", "--data-dir", str(tmp_path / "var"), "--port", str(base + 6),
+            ["demo", "--data-dir", str(tmp_path / "var"), "--port", str(base + 7),
              "--base-port", str(base)],
             timeout=60,
         )  # fmt: skip
@@ -202,14 +202,15 @@ def test_make_run_routes_an_exchange_to_each_partner_and_sigterm_stops_every_pro
     serves: the commands it prints act as it, a partner stops and starts from another
     terminal, and SIGTERM stops every process it started. One demo for all of it: each
     run costs some 40 s of CPU."""
-    # Five partners and a FHIR server at base..base+5, the platform at base+6.
-    base = free_port_run(7)
-    ports = [base + n for n in range(7)]
+    # Five partners, a FHIR server and the plan's own (the destination) at base..base+6,
+    # the platform at base+7.
+    base = free_port_run(8)
+    ports = [base + n for n in range(8)]
     var, log = tmp_path / "var", tmp_path / "demo.log"
     with log.open("wb") as out:
         demo = subprocess.Popen(
             [sys.executable, "-m", "payerbridge", "demo", "--data-dir", str(var),
-             "--members", "30", "--port", str(base + 6), "--base-port", str(base),
+             "--members", "30", "--port", str(base + 7), "--base-port", str(base),
              # set just before the exchanges; loaded CI machines took more than 4 s
              "--window-seconds", "6",
              "--no-weekly-maintenance"],  # the run must not depend on the day of the week
@@ -223,9 +224,9 @@ def test_make_run_routes_an_exchange_to_each_partner_and_sigterm_stops_every_pro
             assert demo.poll() is None, log.read_text(errors="replace")
             assert time.monotonic() < deadline, log.read_text(errors="replace")
             time.sleep(0.2)
-        assert all(_listening(port) for port in ports)  # all seven serve
+        assert all(_listening(port) for port in ports)  # all eight serve
         _check_each_partner_was_asked_in_its_own_version(log.read_text(errors="replace"), var, base)
-        _check_printed_commands_act_as_the_demo(log.read_text(errors="replace"), base + 6)
+        _check_printed_commands_act_as_the_demo(log.read_text(errors="replace"), base + 7)
         _check_one_partner_stops_and_starts_while_the_others_serve(var, demo, log, ports)
         demo.send_signal(signal.SIGTERM)
         demo.wait(timeout=60)
@@ -248,6 +249,10 @@ def _check_each_partner_was_asked_in_its_own_version(output: str, var: Path, bas
     from payerbridge.config import load_settings
 
     assert "exchanges completed: 5 of 5" in output, output
+    # Each record delivered to the plan's own FHIR server, counted there (ADR 0053).
+    assert len(re.findall(r"delivery of \w+: delivered, [1-9]\d* written", output)) == 5, output
+    arrived = re.search(r"arrived at the plan's FHIR server \([^)]*\): (.*)", output)
+    assert arrived is not None and "Patient 5" in arrived.group(1), output
     # The partners whose history comes from the plan's own systems, and what it came by.
     assert "x12-834-enrollment@1.0.0" in output and "x12-837-eob@1.0.0" in output
     assert "mappings: fhir-server-quirks@1.0.0" in output
