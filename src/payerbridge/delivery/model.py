@@ -131,17 +131,16 @@ class FailedAttempt:
 def next_attempt(
     policy: DestinationPolicy, failed: FailedAttempt, *, now: datetime, unit_random: float
 ) -> datetime | None:
-    """When to try again (full jitter, at least the destination's Retry-After), or None
-    once that would be past the budget."""
-    attempt, started_at, retry_after = failed.attempt, failed.started_at, failed.retry_after
-    delay = full_jitter_delay(policy, attempt, unit_random)
-    delay = min(
-        max(delay, retry_after or 0.0, 0.5), max(policy.max_delay_seconds, retry_after or 0)
-    )
-    due = now + timedelta(seconds=delay)
-    if due > started_at + timedelta(seconds=policy.budget_seconds):
+    """When to try again (full jitter, at least the destination's Retry-After and half a
+    second, at the latest when the budget ends), or None once even that would be past
+    the budget."""
+    shortest = max(failed.retry_after or 0.0, 0.5)
+    delay = full_jitter_delay(policy, failed.attempt, unit_random)
+    delay = min(max(delay, shortest), max(policy.max_delay_seconds, shortest))
+    end = failed.started_at + timedelta(seconds=policy.budget_seconds)
+    if now + timedelta(seconds=shortest) > end:
         return None
-    return due
+    return min(now + timedelta(seconds=delay), end)
 
 
 def outcome_codes(body: Any, raw: bytes) -> tuple[tuple[str, ...], str]:

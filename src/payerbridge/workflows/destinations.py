@@ -25,8 +25,10 @@ from dbos import DBOS, Queue, SetWorkflowID
 from payerbridge.clock import utcnow
 from payerbridge.delivery.service import DeliverOnce, OpenDeliveries, deliver_once, open_deliveries
 from payerbridge.delivery.unit import DestinationUnit
+from payerbridge.errors import StoreUnavailable
 from payerbridge.tracing import continued, span
 from payerbridge.types import ExchangeId
+from payerbridge.workflows.steps import TRANSIENT_WAITS
 
 __all__ = [
     "DESTINATION_QUEUE",
@@ -65,7 +67,22 @@ def _unit() -> DestinationUnit:
     return replace(_bound)
 
 
-@DBOS.step()
+def _is_database_error(error: BaseException) -> bool:
+    return isinstance(error, StoreUnavailable)
+
+
+# The database blinked (a restart, a failover): the step is tried again, as the
+# exchange's own ``fail_step`` is, rather than leaving a delivery unopened or stuck.
+_ride_out = DBOS.step(
+    retries_allowed=True,
+    max_attempts=TRANSIENT_WAITS.attempts,
+    interval_seconds=TRANSIENT_WAITS.first_wait,
+    backoff_rate=2.0,
+    should_retry=_is_database_error,
+)
+
+
+@_ride_out
 def open_exchange_deliveries(exchange_id: ExchangeId) -> list[str]:
     """The deliveries of the exchange's current run (none when it stored nothing)."""
     if _bound is None:
@@ -73,7 +90,7 @@ def open_exchange_deliveries(exchange_id: ExchangeId) -> list[str]:
     return open_deliveries(OpenDeliveries(exchange_id), _unit())
 
 
-@DBOS.step()
+@_ride_out
 def attempt_destination_delivery(delivery_id: str, traceparent: str | None = None) -> float | None:
     """One attempt if due: the seconds until the next, or None once the delivery ended."""
     with (
