@@ -258,3 +258,25 @@ def test_a_partner_calls_operation_names_no_id() -> None:
     assert partner_operation("/base/fhir/Patient/p-123", partner) == "Patient"
     assert partner_operation("/base/fhir/bulk-status/job-9", partner) == "bulk-status"
     assert partner_operation("/base/fhir", partner) == "base"
+
+
+def test_deliveries_are_counted_by_destination_and_outcome() -> None:
+    from datetime import UTC, datetime
+
+    from payerbridge.audit.model import AuditEvent
+    from payerbridge.metrics.events import observe_events
+    from payerbridge.metrics.process import process_metrics
+
+    series = process_metrics().destination_deliveries
+    before = series.child("plan-fhir", "refused")._value.get()
+    event = AuditEvent(
+        datetime.now(UTC),
+        "system:delivery",
+        "exchange.delivery",
+        "Exchange",
+        "x1",
+        "refused",
+        detail={"destination": "plan-fhir", "reason_code": "destination-refused"},
+    )
+    observe_events([event])
+    assert series.child("plan-fhir", "refused")._value.get() == before + 1
