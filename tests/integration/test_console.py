@@ -410,7 +410,10 @@ def test_an_exchange_is_found_by_its_member_and_its_page_shows_its_timeline_audi
             opened = unit.deliveries.open(
                 unit, exchange_id=ExchangeId(exchange_id), destination_id="plan-fhir", run=0
             )
+        later = utcnow() + timedelta(minutes=1)
+        assert opened in unit.deliveries.overdue(before=later)  # for the sweep, till it ends
         assert deliver_once(DeliverOnce(opened), unit) is None
+        assert opened not in unit.deliveries.overdue(before=later)
         page = client.get(f"/console/exchanges/{exchange_id}")
     assert 'id="delivery"' in page.text and 'data-destination="plan-fhir"' in page.text
     assert "/runbooks/destination-refused" in page.text and "(processing)" in page.text

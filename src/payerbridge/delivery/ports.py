@@ -35,6 +35,11 @@ class DeliveryStore(Protocol):
         """When the delivery is due; None once it has ended."""
         ...
 
+    def overdue(self, *, before: datetime, limit: int = 1000) -> list[str]:
+        """Deliveries not ended and due before ``before``: their workflow may never have
+        started (its process died between the commit and the enqueue)."""
+        ...
+
     def of_exchange(self, exchange_id: ExchangeId) -> list[DeliveryRecord]:
         """The exchange's deliveries, the latest run's first."""
         ...

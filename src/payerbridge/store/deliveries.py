@@ -113,6 +113,17 @@ class SqlDeliveryStore:
         due: datetime | None = row.next_at
         return due
 
+    def overdue(self, *, before: datetime, limit: int = 1000) -> list[str]:
+        with self._reader.connect() as connection:
+            return list(
+                connection.execute(
+                    select(_D.id)
+                    .where(_D.state.in_(_OPEN), _D.next_at < before)
+                    .order_by(_D.next_at)
+                    .limit(limit)
+                ).scalars()
+            )
+
     def of_exchange(self, exchange_id: ExchangeId) -> list[DeliveryRecord]:
         with self._reader.connect() as connection:
             rows = connection.execute(

@@ -189,7 +189,14 @@ def _upkeep(platform: Platform) -> Upkeep:
         ),
         probe_breakers=lambda: probe_due_breakers(platform.units.exchange()),
         check_partners=lambda: _partners_checked(platform),
+        overdue_destination_deliveries=lambda: _overdue_destination_deliveries(platform, grace),
     )
+
+
+def _overdue_destination_deliveries(platform: Platform, grace: timedelta) -> list[str]:
+    """Deliveries due for longer than the grace whose workflow may never have started."""
+    unit = platform.units.destinations()
+    return [] if unit is None else unit.deliveries.overdue(before=utcnow() - grace)
 
 
 def _partners_checked(platform: Platform) -> int:

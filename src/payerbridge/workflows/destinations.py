@@ -34,6 +34,7 @@ __all__ = [
     "DESTINATION_QUEUE",
     "bind",
     "deliver_exchange",
+    "enqueue_deliveries",
     "is_bound",
     "register_queue",
 ]
@@ -120,11 +121,12 @@ def deliver_exchange(exchange_id: ExchangeId, traceparent: str | None) -> list[s
     """Called in the exchange's workflow once its run has ended: open the run's
     deliveries and start each one's workflow (a no-op for one already started)."""
     delivery_ids = open_exchange_deliveries(exchange_id)
-    _enqueue(delivery_ids, traceparent)
+    enqueue_deliveries(delivery_ids, traceparent)
     return delivery_ids
 
 
-def _enqueue(delivery_ids: Sequence[str], traceparent: str | None) -> None:
+def enqueue_deliveries(delivery_ids: Sequence[str], traceparent: str | None) -> None:
+    """Start each delivery's workflow (a no-op for one already started)."""
     if not delivery_ids:
         return
     if _queue is None:

@@ -34,6 +34,7 @@ from dbos import DBOS
 
 from payerbridge.audit.model import Checkpoint
 from payerbridge.types import BulkJobId, ClientId
+from payerbridge.workflows import destinations
 from payerbridge.workflows.bulk import enqueue_job
 from payerbridge.workflows.exchange import Due, enqueue_exchange
 from payerbridge.workflows.webhooks import enqueue_deliveries
@@ -64,6 +65,8 @@ class Upkeep:
     close_refusal_windows: Callable[[], int] = int  # refused calls' windows (ADR 0045)
     probe_breakers: Callable[[], int] = int  # open breakers due for their probe (ADR 0047)
     check_partners: Callable[[], int] = int  # quiet partners' scheduled checks (ADR 0047)
+    # Deliveries to the plan's FHIR server whose workflow never started (ADR 0053).
+    overdue_destination_deliveries: Callable[[], list[str]] = list
 
 
 _upkeep: Upkeep | None = None
@@ -153,6 +156,11 @@ def check_partners() -> int:
     return _bound().check_partners()
 
 
+@DBOS.step()
+def find_overdue_destination_deliveries() -> list[str]:
+    return _bound().overdue_destination_deliveries()
+
+
 @DBOS.workflow()
 def sweep(scheduled_at: datetime, context: Any) -> None:
     unstarted = find_unstarted_exchanges()
@@ -198,6 +206,11 @@ def sweep(scheduled_at: datetime, context: Any) -> None:
     checked = check_partners()
     if checked:
         logger.info("quiet partners checked", extra={"partners": checked})
+    # Last: appended to the released workflow (ADR 0053).
+    late = find_overdue_destination_deliveries()
+    if late:
+        destinations.enqueue_deliveries(late, None)
+        logger.info("destination sweep enqueued", extra={"deliveries": len(late)})
 
 
 def sweep_schedule(seconds: int) -> str:
