@@ -110,3 +110,39 @@ def test_a_broken_mapping_stops_the_command_naming_the_file_and_line(plan) -> No
     assert "source 'clinical'" in result.stderr and "transform.jsonata line" in result.stderr
     tested = run_cli(["mappings", "test", "csv-conditions@2.0.0", "--data-dir", str(data)], env=env)
     assert tested.returncode != 0
+
+
+def test_sources_check_lists_the_destinations_and_names_every_bad_one(tmp_path: Path) -> None:
+    """A destination (ADR 0053) is checked as start-up checks it: its key read."""
+    from tests.servers import new_signing_key
+
+    key = new_signing_key()
+    good = tmp_path / "plan.jwk"
+    good.write_bytes(orjson.dumps({**key.as_dict(private=True), "kid": key.kid}))
+    public = tmp_path / "public.jwk"
+    public.write_bytes(orjson.dumps({**key.as_dict(private=False), "d": "x", "kid": key.kid}))
+    sources = tmp_path / "sources.toml"
+    entry = '[[destination]]\nid = "{id}"\nbase_url = "https://fhir.plan.example/r4"\n'
+    entry += 'auth = {{ client_id = "us", key_file = "{key}" }}\n'
+    sources.write_text(entry.format(id="plan-fhir", key=good))
+    listed = run_cli(
+        ["sources", "check", "--data-dir", str(tmp_path), "--sources-file", str(sources)]
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "plan-fhir" in listed.stdout and "system/*.write" in listed.stdout
+    sources.write_text(
+        entry.format(id="plan-fhir", key=good) + entry.format(id="other", key=public)
+        + '[[destination]]\nid = "third"\nbase_url = "mailto:x"\n'
+    )  # fmt: skip
+    refused = run_cli(
+        ["sources", "check", "--data-dir", str(tmp_path), "--sources-file", str(sources)]
+    )
+    assert refused.returncode == 2
+    assert "destination 'third': base_url" in refused.stderr
+    sources.write_text(
+        entry.format(id="plan-fhir", key=good) + entry.format(id="other", key=public)
+    )
+    unreadable = run_cli(
+        ["sources", "check", "--data-dir", str(tmp_path), "--sources-file", str(sources)]
+    )
+    assert unreadable.returncode == 2 and "destination 'other'" in unreadable.stderr
