@@ -10,7 +10,7 @@ import html
 import re
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -408,7 +408,7 @@ def test_an_exchange_is_found_by_its_member_and_its_page_shows_its_timeline_audi
     with delivering_to(platform, _Refusing()) as unit:
         with unit:
             opened = unit.deliveries.open(
-                unit, exchange_id=ExchangeId(exchange_id), destination_id="plan-fhir", run=0
+                unit, subject=f"exchange:{exchange_id}", destination_id="plan-fhir", run=0
             )
         later = utcnow() + timedelta(minutes=1)
         assert opened in unit.deliveries.overdue(before=later)  # for the sweep, till it ends
@@ -439,8 +439,11 @@ class _Refusing:
 
 
 class _Held:
-    def of_exchange(self, exchange_id: ExchangeId) -> list[dict[str, Any]]:
-        return [{"resourceType": "Patient", "id": "p1"}]
+    def batches(self, subject: str) -> Iterator[list[dict[str, Any]]]:
+        yield [{"resourceType": "Patient", "id": "p1"}]
+
+    def by_refs(self, refs: Sequence[str]) -> list[dict[str, Any]]:
+        return []
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from payerbridge.audit.model import AuditEvent
 from payerbridge.console.auth import ReaderVisit, Visit
 from payerbridge.console.pages import NO_FLASH, Flash
+from payerbridge.delivery.model import exchange_subject
 from payerbridge.errors import Conflict, InvalidInput, Issue
 from payerbridge.exchange.model import ASKABLE_AGAIN, DATA_ENDS, ExchangeRecord, ExchangeState
 from payerbridge.exchange.operations.interventions import can_cancel
@@ -98,7 +99,9 @@ def exchange_view(visit: Visit, record: ExchangeRecord, flash: Flash = NO_FLASH)
     destinations = visit.platform.units.destinations()
     context = {
         "record": record,
-        "deliveries": destinations.deliveries.of_exchange(record.id) if destinations else [],
+        "deliveries": (
+            destinations.deliveries.of_subject(exchange_subject(record.id)) if destinations else []
+        ),
         "letter": uow.exchanges.dead_letter(record.id),
         "timeline": timeline,
         "route": timeline.route or _route(record),

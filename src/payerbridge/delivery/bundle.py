@@ -44,6 +44,7 @@ __all__ = [
     "content_hash",
     "escape_token",
     "plan_transactions",
+    "reference_to",
 ]
 
 DEFAULT_MAX_ENTRIES = 500
@@ -94,13 +95,22 @@ def _targets(resources: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     }
 
 
+def reference_to(resource: Mapping[str, Any], *, conditional: bool) -> str:
+    """How a Bundle names a resource we wrote before: on its identifier when it was
+    written by a conditional update, else by our id."""
+    key = _identifier(resource) if conditional else None
+    if key is None:
+        return _ref(resource)
+    return conditional_url(resource["resourceType"], *key)
+
+
 @dataclass(frozen=True)
 class Entry:
     ref: str  # our Type/id
     resource_type: str
     content_hash: str
     full_url: str
-    url: str  # the request's: Type?identifier=... or Type/id
+    url: str  # the request's: Type?identifier=... or Type/id (a reference to it, later)
     resource: dict[str, Any]
 
     def as_json(self) -> dict[str, Any]:
@@ -187,16 +197,20 @@ def plan_transactions(
     held: Sequence[dict[str, Any]],
     *,
     written: Mapping[str, str] | None = None,
+    elsewhere: Mapping[str, str] | None = None,
     max_entries: int = DEFAULT_MAX_ENTRIES,
 ) -> list[Transaction]:
     """The Bundles that carry ``held`` (our resources, with our ids) to the destination,
     in the order to post them, leaving out what ``written`` (our ref → content hash of
-    what we last wrote there) says it holds unchanged."""
+    what we last wrote there) says it holds unchanged. ``elsewhere``: resources not in
+    ``held`` that we wrote there before (our ref → ``reference_to`` it), which
+    references to them name."""
     if max_entries < 1:
         raise ValueError("max_entries must be at least 1")
     by_ref = {_ref(r): r for r in held}
     conditional = _targets(list(by_ref.values()))
     before = written or {}
+    outside = elsewhere or {}
     hashes = {ref: content_hash(r) for ref, r in by_ref.items()}
     sending = {ref: r for ref, r in by_ref.items() if before.get(ref) != hashes[ref]}
     transactions = []
@@ -206,7 +220,9 @@ def plan_transactions(
         def rewrite(reference: str, inside: set[str] = inside) -> str:
             if reference in inside:
                 return _urn(reference)
-            return conditional.get(reference, reference) if reference in by_ref else reference
+            if reference in by_ref:
+                return conditional.get(reference, reference)
+            return outside.get(reference, reference)
 
         entries = []
         for ref in chunk:

@@ -1,7 +1,9 @@
 """A delivery of an exchange's received record to the plan's FHIR server (pure: no I/O,
 no clock, no randomness).
 
-One delivery per exchange run (its first, or a replay) and destination. It is
+One delivery per exchange run (its first, or a replay), or per onboarding, and
+destination: its subject is where what it carries is held (``exchange:<id>``,
+``onboarding:<id>``: the ``source`` of the stored resources). It is
 ``pending`` until its workflow first takes it, ``delivering`` while it posts,
 ``waiting`` when the destination could not take it now (unreachable, 5xx, 408, 429:
 tried again at ``next_at``, with full-jitter backoff and the destination's Retry-After
@@ -19,7 +21,6 @@ from enum import StrEnum
 from typing import Any
 
 from payerbridge.exchange.calls.retry import full_jitter_delay
-from payerbridge.types import ExchangeId
 
 __all__ = [
     "DeliveryReason",
@@ -30,6 +31,8 @@ __all__ = [
     "ENDED_STATES",
     "FailedAttempt",
     "delivery_id",
+    "exchange_subject",
+    "onboarding_subject",
     "next_attempt",
     "outcome_codes",
 ]
@@ -84,7 +87,7 @@ class DestinationAnswer:
 @dataclass(frozen=True)
 class DeliveryRecord:
     id: str
-    exchange_id: ExchangeId
+    subject: str  # what it carries: exchange:<id> (a run of it) or onboarding:<id>
     destination_id: str
     run: int  # the exchange's replay count
     state: DeliveryState
@@ -113,9 +116,18 @@ class DeliveryRecord:
         }
 
 
-def delivery_id(exchange_id: ExchangeId, destination_id: str, run: int) -> str:
-    """The delivery's id, derived: one per exchange run and destination, whoever asks."""
-    return f"{exchange_id}:{destination_id}:{run}"
+def delivery_id(subject: str, destination_id: str, run: int) -> str:
+    """The delivery's id, derived: one per subject's run and destination, whoever asks."""
+    return f"{subject}:{destination_id}:{run}"
+
+
+def exchange_subject(exchange_id: str) -> str:
+    """The subject of an exchange's deliveries: what it stored is held under it too."""
+    return f"exchange:{exchange_id}"
+
+
+def onboarding_subject(onboarding_id: str) -> str:
+    return f"onboarding:{onboarding_id}"
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,12 @@ FHIR server itself (``Destination``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence, Set
 from datetime import datetime
 from typing import Any, Protocol
 
 from payerbridge.delivery.model import DeliveryRecord, DeliveryState, DestinationAnswer
 from payerbridge.transactions import UnitOfWork
-from payerbridge.types import ExchangeId
 
 __all__ = ["DeliveryStore", "Destination", "HeldRecords"]
 
@@ -19,10 +18,8 @@ class DeliveryStore(Protocol):
     """Deliveries and, per destination, the content hash of each resource written there.
     Each write in the caller's unit of work."""
 
-    def open(
-        self, unit: UnitOfWork, *, exchange_id: ExchangeId, destination_id: str, run: int
-    ) -> str:
-        """The delivery of this exchange run to this destination, made ``pending`` if it
+    def open(self, unit: UnitOfWork, *, subject: str, destination_id: str, run: int) -> str:
+        """The delivery of this subject's run to this destination, made ``pending`` if it
         is not there yet; its id."""
         ...
 
@@ -40,12 +37,13 @@ class DeliveryStore(Protocol):
         started (its process died between the commit and the enqueue)."""
         ...
 
-    def of_exchange(self, exchange_id: ExchangeId) -> list[DeliveryRecord]:
-        """The exchange's deliveries, the latest run's first."""
+    def of_subject(self, subject: str) -> list[DeliveryRecord]:
+        """The subject's deliveries, the latest run's first."""
         ...
 
-    def written_hashes(self, destination_id: str, refs: Sequence[str]) -> dict[str, str]:
-        """Our ref → the content hash we last wrote to the destination, of ``refs``."""
+    def written(self, destination_id: str, refs: Sequence[str]) -> dict[str, tuple[str, bool]]:
+        """Of ``refs``, those we wrote to the destination: our ref → the content hash we
+        last wrote, and whether it was written by a conditional update."""
         ...
 
     def wrote(
@@ -54,9 +52,11 @@ class DeliveryStore(Protocol):
         delivery_id: str,
         *,
         hashes: Mapping[str, str],
+        conditional: Set[str],
         counts: Mapping[str, int],
     ) -> None:
-        """A transaction the destination took: its resources' hashes, its counts added."""
+        """A transaction the destination took: its resources' hashes (``conditional``:
+        those written on their identifier), its counts added."""
         ...
 
     def wait(self, unit: UnitOfWork, delivery_id: str, *, until: datetime, error: str) -> None: ...
@@ -73,9 +73,14 @@ class DeliveryStore(Protocol):
 
 
 class HeldRecords(Protocol):
-    def of_exchange(self, exchange_id: ExchangeId) -> list[dict[str, Any]]:
-        """The resources we hold from the exchange (as its last run stored them), with
-        our ids."""
+    def batches(self, subject: str) -> Iterator[list[dict[str, Any]]]:
+        """The resources we hold from the subject (``exchange:<id>``: as its last run
+        stored them; ``onboarding:<id>``), with our ids, a few thousand at a time: those
+        in no member's compartment first, then each member's compartment whole."""
+        ...
+
+    def by_refs(self, refs: Sequence[str]) -> list[dict[str, Any]]:
+        """The resources we hold by our ``Type/id``, whatever brought them."""
         ...
 
 

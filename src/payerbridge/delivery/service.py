@@ -16,9 +16,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from payerbridge.audit.model import AuditEvent
-from payerbridge.delivery.bundle import plan_transactions
+from payerbridge.delivery.bundle import Transaction, plan_transactions, reference_to
 from payerbridge.delivery.model import (
     DeliveryReason,
     DeliveryRecord,
@@ -26,13 +27,23 @@ from payerbridge.delivery.model import (
     DestinationAnswer,
     DestinationPolicy,
     FailedAttempt,
+    exchange_subject,
     next_attempt,
+    onboarding_subject,
 )
 from payerbridge.delivery.unit import DestinationUnit
 from payerbridge.exchange.model import DATA_ENDS
+from payerbridge.fhir.resources import iter_references
 from payerbridge.types import ExchangeId
 
-__all__ = ["DeliverOnce", "OpenDeliveries", "deliver_once", "open_deliveries"]
+__all__ = [
+    "OpenOnboardingDeliveries",
+    "open_onboarding_deliveries",
+    "DeliverOnce",
+    "OpenDeliveries",
+    "deliver_once",
+    "open_deliveries",
+]
 
 logger = logging.getLogger(__name__)
 _ACTOR = "system:delivery"
@@ -41,6 +52,11 @@ _ACTOR = "system:delivery"
 @dataclass(frozen=True)
 class OpenDeliveries:
     exchange_id: ExchangeId
+
+
+@dataclass(frozen=True)
+class OpenOnboardingDeliveries:
+    onboarding_id: str
 
 
 @dataclass(frozen=True)
@@ -56,11 +72,22 @@ def open_deliveries(command: OpenDeliveries, uow: DestinationUnit) -> list[str]:
     record = uow.exchanges.current(command.exchange_id)
     if record.state not in DATA_ENDS:
         return []
+    return _opened(uow, exchange_subject(record.id), record.replay_count)
+
+
+def open_onboarding_deliveries(
+    command: OpenOnboardingDeliveries, uow: DestinationUnit
+) -> list[str]:
+    """The deliveries of what an onboarding stored, one per destination, once it ended."""
+    if not uow.destinations:
+        return []
+    return _opened(uow, onboarding_subject(command.onboarding_id), 0)
+
+
+def _opened(uow: DestinationUnit, subject: str, run: int) -> list[str]:
     with uow:
         return [
-            uow.deliveries.open(
-                uow, exchange_id=record.id, destination_id=name, run=record.replay_count
-            )
+            uow.deliveries.open(uow, subject=subject, destination_id=name, run=run)
             for name in sorted(uow.destinations)
         ]
 
@@ -79,32 +106,54 @@ def deliver_once(command: DeliverOnce, uow: DestinationUnit) -> datetime | None:
         _end(uow, record, DeliveryState.FAILED, gone)
         return None
     policy = uow.policies.get(record.destination_id, DestinationPolicy())
-    held = [
-        r
-        for r in uow.held.of_exchange(record.exchange_id)
-        if destination.types is None or r.get("resourceType") in destination.types
-    ]
-    refs = [f"{r['resourceType']}/{r['id']}" for r in held]
-    written = store.written_hashes(record.destination_id, refs)
-    transactions = plan_transactions(held, written=written, max_entries=policy.max_entries)
-    unchanged = len(held) - sum(len(t.entries) for t in transactions)
-    for transaction in transactions:
-        answer = destination.post_transaction(transaction.as_bundle())
-        if answer.written:
+    unchanged = 0
+    for batch in uow.held.batches(record.subject):
+        held = [
+            r for r in batch if destination.types is None or r["resourceType"] in destination.types
+        ]
+        transactions = _planned(uow, record, held, policy)
+        unchanged += len(held) - sum(len(t.entries) for t in transactions)
+        for transaction in transactions:
+            answer = destination.post_transaction(transaction.as_bundle())
+            if answer.retry:
+                return _wait(uow, record, policy, answer)
+            if not answer.written:
+                _end(uow, record, DeliveryState.REFUSED, answer)
+                return None
             with uow:
                 store.wrote(
                     uow,
                     record.id,
                     hashes={e.ref: e.content_hash for e in transaction.entries},
+                    conditional={e.ref for e in transaction.entries if e.url != e.ref},
                     counts=transaction.counts,
                 )
-            continue
-        if answer.retry:
-            return _wait(uow, record, policy, answer)
-        _end(uow, record, DeliveryState.REFUSED, answer)
-        return None
     _end(uow, record, DeliveryState.DELIVERED, None, unchanged=unchanged)
     return None
+
+
+def _planned(
+    uow: DestinationUnit,
+    record: DeliveryRecord,
+    held: list[dict[str, Any]],
+    policy: DestinationPolicy,
+) -> list[Transaction]:
+    """The Bundles of one batch: what the destination does not have from us unchanged,
+    references to what we wrote there before (outside the batch) named as it was."""
+    refs = {f"{r['resourceType']}/{r['id']}" for r in held}
+    outside = {t for r in held for t in iter_references(r) if t.count("/") == 1} - refs
+    written = uow.deliveries.written(record.destination_id, sorted(refs | outside))
+    hashes = {ref: digest for ref, (digest, _) in written.items() if ref in refs}
+    known = {ref: conditional for ref, (_, conditional) in written.items() if ref in outside}
+    elsewhere = {
+        f"{r['resourceType']}/{r['id']}": reference_to(
+            r, conditional=known[f"{r['resourceType']}/{r['id']}"]
+        )
+        for r in uow.held.by_refs(sorted(known))
+    }
+    return plan_transactions(
+        held, written=hashes, elsewhere=elsewhere, max_entries=policy.max_entries
+    )
 
 
 def _wait(
@@ -129,7 +178,7 @@ def _wait(
         "delivery waits for its destination",
         extra={
             "delivery_id": record.id,
-            "exchange_id": record.exchange_id,
+            "subject": record.subject,
             "status": answer.status,
         },
     )
@@ -151,7 +200,7 @@ def _end(
         "delivery ended",
         extra={
             "delivery_id": record.id,
-            "exchange_id": record.exchange_id,
+            "subject": record.subject,
             "state": state.value,
             "reason_code": answer.reason.value if answer and answer.reason else None,
         },
@@ -174,12 +223,13 @@ def _event(
             "issue_codes": list(answer.issue_codes),
             "outcome_hash": answer.outcome_hash,
         }
+    kind, _, entity_id = record.subject.partition(":")
     return AuditEvent(
         at=at,
         actor=_ACTOR,
-        action="exchange.delivery",
-        entity_type="Exchange",
-        entity_id=record.exchange_id,
+        action=f"{kind}.delivery",
+        entity_type=kind.capitalize(),
+        entity_id=entity_id,
         outcome=outcome,
         detail=detail,
     )

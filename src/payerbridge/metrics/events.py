@@ -126,6 +126,7 @@ _OBSERVERS: dict[str, Callable[[ProcessMetrics, AuditEvent], None]] = {
     "breaker.closed": _breaker,
     "onboarding": _onboarding,
     "exchange.delivery": _delivery,
+    "onboarding.delivery": _delivery,
 }
 
 

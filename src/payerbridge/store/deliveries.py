@@ -4,7 +4,7 @@ from us (``SqlDeliveryStore``), and the record an exchange received as we hold i
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence, Set
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +24,6 @@ from payerbridge.store.sealed_fields import RESOURCE_BODY
 from payerbridge.store.tables import fhir_resources
 from payerbridge.store.unit_of_work import sql_unit
 from payerbridge.transactions import UnitOfWork
-from payerbridge.types import ExchangeId
 
 __all__ = ["SqlDeliveryStore", "SqlHeldRecords"]
 
@@ -41,7 +40,7 @@ _OPEN = (
 def _record(row: Any) -> DeliveryRecord:
     return DeliveryRecord(
         id=row.id,
-        exchange_id=ExchangeId(row.exchange_id),
+        subject=row.subject,
         destination_id=row.destination_id,
         run=row.run,
         state=DeliveryState(row.state),
@@ -61,16 +60,14 @@ class SqlDeliveryStore:
     def __init__(self, engine: Engine, *, reader: Engine | None = None) -> None:
         self._reader = reader or engine
 
-    def open(
-        self, unit: UnitOfWork, *, exchange_id: ExchangeId, destination_id: str, run: int
-    ) -> str:
+    def open(self, unit: UnitOfWork, *, subject: str, destination_id: str, run: int) -> str:
         connection = sql_unit(unit).connection
-        key = delivery_id(exchange_id, destination_id, run)
+        key = delivery_id(subject, destination_id, run)
         if connection.execute(select(_D.id).where(_D.id == key)).first() is None:
             connection.execute(
                 destination_deliveries.insert().values(
                     id=key,
-                    exchange_id=exchange_id,
+                    subject=subject,
                     destination_id=destination_id,
                     run=run,
                     state=DeliveryState.PENDING.value,
@@ -124,27 +121,27 @@ class SqlDeliveryStore:
                 ).scalars()
             )
 
-    def of_exchange(self, exchange_id: ExchangeId) -> list[DeliveryRecord]:
+    def of_subject(self, subject: str) -> list[DeliveryRecord]:
         with self._reader.connect() as connection:
             rows = connection.execute(
                 select(destination_deliveries)
-                .where(_D.exchange_id == exchange_id)
+                .where(_D.subject == subject)
                 .order_by(_D.run.desc(), _D.destination_id)
             ).all()
         return [_record(row) for row in rows]
 
-    def written_hashes(self, destination_id: str, refs: Sequence[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
+    def written(self, destination_id: str, refs: Sequence[str]) -> dict[str, tuple[str, bool]]:
+        found: dict[str, tuple[str, bool]] = {}
         w = destination_writes.c
         with self._reader.connect() as connection:
             for start in range(0, len(refs), 500):
                 chunk = list(refs[start : start + 500])
                 rows = connection.execute(
-                    select(w.ref, w.content_hash).where(
+                    select(w.ref, w.content_hash, w.conditional).where(
                         w.destination_id == destination_id, w.ref.in_(chunk)
                     )
                 )
-                found.update({row.ref: row.content_hash for row in rows})
+                found.update({row.ref: (row.content_hash, row.conditional) for row in rows})
         return found
 
     def wrote(
@@ -153,6 +150,7 @@ class SqlDeliveryStore:
         delivery_id: str,
         *,
         hashes: Mapping[str, str],
+        conditional: Set[str],
         counts: Mapping[str, int],
     ) -> None:
         connection = sql_unit(unit).connection
@@ -173,6 +171,7 @@ class SqlDeliveryStore:
                         "destination_id": record.destination_id,
                         "ref": ref,
                         "content_hash": digest,
+                        "conditional": ref in conditional,
                         "delivery_id": delivery_id,
                         "written_at": unit.now,
                     }
@@ -230,16 +229,44 @@ class SqlDeliveryStore:
 
 
 class SqlHeldRecords:
-    """The resources stored from an exchange (``source = exchange:<id>``), opened."""
+    """The resources stored from a subject (``source = exchange:<id>`` or
+    ``onboarding:<id>``), opened, in batches of whole compartments."""
 
-    def __init__(self, engine: Engine, *, reader: Engine | None = None) -> None:
+    def __init__(
+        self, engine: Engine, *, reader: Engine | None = None, batch_size: int = 2000
+    ) -> None:
         self._reader = reader or engine
+        self._batch_size = batch_size
 
-    def of_exchange(self, exchange_id: ExchangeId) -> list[dict[str, Any]]:
-        at = at_rest(self._reader)
+    def batches(self, subject: str) -> Iterator[list[dict[str, Any]]]:
         f = fhir_resources.c
         with self._reader.connect() as connection:
-            rows = connection.execute(
-                select(f.ref, f.body).where(f.source == f"exchange:{exchange_id}").order_by(f.ref)
+            refs = connection.execute(
+                select(f.ref, f.patient_id)
+                .where(f.source == subject)
+                .order_by(f.patient_id.is_not(None), f.patient_id, f.ref)
             ).all()
-        return [orjson.loads(at.open(row.body, RESOURCE_BODY, row.ref)) for row in rows]
+        batch: list[str] = []
+        for n, row in enumerate(refs):
+            batch.append(row.ref)
+            following = refs[n + 1] if n + 1 < len(refs) else None
+            if following is None or (
+                following.patient_id != row.patient_id and len(batch) >= self._batch_size
+            ):
+                yield self._opened(batch)
+                batch = []
+
+    def by_refs(self, refs: Sequence[str]) -> list[dict[str, Any]]:
+        return self._opened(refs)
+
+    def _opened(self, refs: Sequence[str]) -> list[dict[str, Any]]:
+        at = at_rest(self._reader)
+        f = fhir_resources.c
+        found: list[dict[str, Any]] = []
+        with self._reader.connect() as connection:
+            for start in range(0, len(refs), 500):
+                rows = connection.execute(
+                    select(f.ref, f.body).where(f.ref.in_(list(refs[start : start + 500])))
+                ).all()
+                found += [orjson.loads(at.open(row.body, RESOURCE_BODY, row.ref)) for row in rows]
+        return found

@@ -3,20 +3,20 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, Integer, String, Table, Text
+from sqlalchemy import Boolean, Column, Index, Integer, String, Table, Text
 
 from payerbridge.store.schema import UtcDateTime, metadata
 
 __all__ = ["destination_deliveries", "destination_writes"]
 
-# One row per exchange run (its first, or a replay) and destination: its state, attempts,
-# when it is next due, and how it ended (a refusal's reason code, the destination's issue
-# codes and the hash of its answer: never the answer's text). Ids and codes only.
+# One row per exchange run (its first, or a replay) or onboarding, and destination: its
+# state, attempts, when it is next due, and how it ended (a refusal's reason code, the
+# destination's issue codes and the hash of its answer: never its text). Ids and codes.
 destination_deliveries = Table(
     "destination_deliveries",
     metadata,
-    Column("id", String(200), primary_key=True),  # <exchange id>:<destination>:<run>
-    Column("exchange_id", String(64), nullable=False),
+    Column("id", String(200), primary_key=True),  # <subject>:<destination>:<run>
+    Column("subject", String(80), nullable=False),  # exchange:<id>, onboarding:<id>
     Column("destination_id", String(40), nullable=False),
     Column("run", Integer, nullable=False),
     Column("state", String(16), nullable=False),
@@ -31,7 +31,7 @@ destination_deliveries = Table(
     Column("last_error", String(500), nullable=True),
     Column("written", Text, nullable=False),  # JSON: type → resources written
     Column("unchanged", Integer, nullable=False),
-    Index("ix_destination_deliveries_exchange", "exchange_id"),
+    Index("ix_destination_deliveries_subject", "subject"),
     Index("ix_destination_deliveries_due", "state", "next_at"),
 )
 
@@ -43,6 +43,9 @@ destination_writes = Table(
     Column("destination_id", String(40), primary_key=True),
     Column("ref", String(200), primary_key=True),
     Column("content_hash", String(64), nullable=False),
+    # Written by a conditional update on its identifier (later Bundles name it so), or by
+    # our id: a flag, not the URL, which carries the identifier.
+    Column("conditional", Boolean, nullable=False),
     Column("delivery_id", String(200), nullable=False),
     Column("written_at", UtcDateTime(), nullable=False),
 )

@@ -23,7 +23,14 @@ from dataclasses import replace
 from dbos import DBOS, Queue, SetWorkflowID
 
 from payerbridge.clock import utcnow
-from payerbridge.delivery.service import DeliverOnce, OpenDeliveries, deliver_once, open_deliveries
+from payerbridge.delivery.service import (
+    DeliverOnce,
+    OpenDeliveries,
+    OpenOnboardingDeliveries,
+    deliver_once,
+    open_deliveries,
+    open_onboarding_deliveries,
+)
 from payerbridge.delivery.unit import DestinationUnit
 from payerbridge.errors import StoreUnavailable
 from payerbridge.tracing import continued, span
@@ -34,6 +41,7 @@ __all__ = [
     "DESTINATION_QUEUE",
     "bind",
     "deliver_exchange",
+    "deliver_onboarding",
     "enqueue_deliveries",
     "is_bound",
     "register_queue",
@@ -108,6 +116,21 @@ def attempt_destination_delivery(delivery_id: str, traceparent: str | None = Non
 def destination_delivery(delivery_id: str, traceparent: str | None = None) -> None:
     while (wait := attempt_destination_delivery(delivery_id, traceparent)) is not None:
         DBOS.sleep(wait)
+
+
+@_ride_out
+def open_onboarding_deliveries_step(onboarding_id: str) -> list[str]:
+    """The deliveries of what the onboarding stored."""
+    if _bound is None:
+        return []
+    return open_onboarding_deliveries(OpenOnboardingDeliveries(onboarding_id), _unit())
+
+
+def deliver_onboarding(onboarding_id: str, traceparent: str | None) -> list[str]:
+    """Called in the onboarding's workflow once it has ended: as ``deliver_exchange``."""
+    delivery_ids = open_onboarding_deliveries_step(onboarding_id)
+    enqueue_deliveries(delivery_ids, traceparent)
+    return delivery_ids
 
 
 def register_queue() -> None:

@@ -24,6 +24,7 @@ from payerbridge.onboarding.service import fail_onboarding, proceed
 from payerbridge.onboarding.unit import OnboardingUnit
 from payerbridge.tracing import continued, current_traceparent, span
 from payerbridge.types import OnboardingId, PartnerId
+from payerbridge.workflows import destinations
 from payerbridge.workflows.steps import OnFailure, Progress, run_until_done
 
 __all__ = ["ONBOARDING_QUEUE", "bind", "enqueue_onboarding", "onboarding_workflow"]
@@ -86,9 +87,14 @@ def onboarding_workflow(onboarding_id: OnboardingId, traceparent: str | None = N
         end=end,
         before_retry=before_retry,
     )
-    return run_until_done(
+    ended = run_until_done(
         step, failing, clock=uow.clock, log_context={"onboarding_id": onboarding_id}
     )
+    if destinations.is_bound():
+        # What it stored goes on to the plan's FHIR server (ADR 0053): recorded after
+        # every operation of the run, so runs in flight keep their history.
+        destinations.deliver_onboarding(onboarding_id, traceparent)
+    return ended
 
 
 def _refresh(uow: OnboardingUnit, onboarding_id: OnboardingId) -> None:

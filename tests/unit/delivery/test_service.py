@@ -5,7 +5,7 @@ is waited for within the budget, one that refuses ends the delivery."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence, Set
 from datetime import datetime
 from typing import Any
 
@@ -22,10 +22,9 @@ from payerbridge.delivery.model import (
 from payerbridge.delivery.service import DeliverOnce, deliver_once
 from payerbridge.delivery.unit import DestinationUnit
 from payerbridge.transactions import UnitOfWork
-from payerbridge.types import ExchangeId
 from tests.fakes import InMemoryAuditLog, InMemoryTransactions
 
-EXCHANGE = ExchangeId("x1")
+EXCHANGE = "exchange:x1"
 
 
 class Deliveries:
@@ -33,15 +32,13 @@ class Deliveries:
 
     def __init__(self) -> None:
         self.rows: dict[str, DeliveryRecord] = {}
-        self.hashes: dict[tuple[str, str], str] = {}
+        self.hashes: dict[tuple[str, str], tuple[str, bool]] = {}
 
-    def open(
-        self, unit: UnitOfWork, *, exchange_id: ExchangeId, destination_id: str, run: int
-    ) -> str:
-        key = delivery_id(exchange_id, destination_id, run)
+    def open(self, unit: UnitOfWork, *, subject: str, destination_id: str, run: int) -> str:
+        key = delivery_id(subject, destination_id, run)
         self.rows.setdefault(
             key,
-            DeliveryRecord(key, exchange_id, destination_id, run, DeliveryState.PENDING, 0,
+            DeliveryRecord(key, subject, destination_id, run, DeliveryState.PENDING, 0,
                            unit.now, None, None, None, (), None),
         )  # fmt: skip
         return key
@@ -66,16 +63,18 @@ class Deliveries:
     def overdue(self, *, before: datetime, limit: int = 1000) -> list[str]:
         return []
 
-    def of_exchange(self, exchange_id: ExchangeId) -> list[DeliveryRecord]:
-        return [r for r in self.rows.values() if r.exchange_id == exchange_id]
+    def of_subject(self, subject: str) -> list[DeliveryRecord]:
+        return [r for r in self.rows.values() if r.subject == subject]
 
-    def written_hashes(self, destination_id: str, refs: Sequence[str]) -> dict[str, str]:
+    def written(self, destination_id: str, refs: Sequence[str]) -> dict[str, tuple[str, bool]]:
         return {r: h for (d, r), h in self.hashes.items() if d == destination_id and r in refs}
 
     def wrote(self, unit: UnitOfWork, delivery_id: str, *, hashes: Mapping[str, str],
-              counts: Mapping[str, int]) -> None:  # fmt: skip
+              conditional: Set[str], counts: Mapping[str, int]) -> None:  # fmt: skip
         row = self.rows[delivery_id]
-        self.hashes.update({(row.destination_id, ref): h for ref, h in hashes.items()})
+        self.hashes.update(
+            {(row.destination_id, ref): (h, ref in conditional) for ref, h in hashes.items()}
+        )
         written = dict(row.written)
         for kind, n in counts.items():
             written[kind] = written.get(kind, 0) + n
@@ -110,8 +109,11 @@ class Held:
     def __init__(self, resources: list[dict[str, Any]]) -> None:
         self.resources = resources
 
-    def of_exchange(self, exchange_id: ExchangeId) -> list[dict[str, Any]]:
-        return self.resources
+    def batches(self, subject: str) -> Iterator[list[dict[str, Any]]]:
+        yield self.resources
+
+    def by_refs(self, refs: Sequence[str]) -> list[dict[str, Any]]:
+        return [r for r in self.resources if f"{r['resourceType']}/{r['id']}" in refs]
 
 
 class Server:
@@ -158,7 +160,7 @@ def _unit(
 
 def _open(unit: DestinationUnit) -> str:
     with unit:
-        return unit.deliveries.open(unit, exchange_id=EXCHANGE, destination_id="plan", run=0)
+        return unit.deliveries.open(unit, subject=EXCHANGE, destination_id="plan", run=0)
 
 
 def test_a_run_cut_off_posts_only_what_the_destination_did_not_take() -> None:
@@ -179,7 +181,7 @@ def test_a_run_cut_off_posts_only_what_the_destination_did_not_take() -> None:
     assert len(server.taken) == 6 and row.written == {"Condition": 5, "Patient": 1}
     # A replay of the same record: everything is there unchanged, nothing is posted.
     with unit:
-        again = unit.deliveries.open(unit, exchange_id=EXCHANGE, destination_id="plan", run=1)
+        again = unit.deliveries.open(unit, subject=EXCHANGE, destination_id="plan", run=1)
     assert deliver_once(DeliverOnce(again), unit) is None
     assert len(server.taken) == 6 and deliveries.rows[again].unchanged == 6
 

@@ -13,6 +13,7 @@ from payerbridge.api.idempotency import checked_key
 from payerbridge.api.responses import JsonResponse
 from payerbridge.api.schemas import ExchangeCreate
 from payerbridge.api.units import ExchangeUnitDep
+from payerbridge.delivery.model import exchange_subject
 from payerbridge.errors import InvalidInput, Issue, NotFound
 from payerbridge.exchange.intake.submission import ExchangeSubmission, submit_exchange
 from payerbridge.exchange.model import DATA_ENDS, DeadLetter, ExchangeRecord
@@ -233,7 +234,7 @@ def get_exchange(
         raise NotFound(f"exchange {exchange_id[:64]} does not exist")
     public = exchange_public(record, uow.exchanges.dead_letter(found), reader=caller.client_id)
     destinations = platform.units.destinations()
-    deliveries = destinations.deliveries.of_exchange(found) if destinations is not None else []
+    deliveries = destinations.deliveries.of_subject(exchange_subject(found)) if destinations else []
     return {**public, "delivery": [d.to_json() for d in deliveries]}
 
 

@@ -21,7 +21,7 @@ def upgrade() -> None:
     op.create_table(
         "destination_deliveries",
         sa.Column("id", sa.String(200), nullable=False),
-        sa.Column("exchange_id", sa.String(64), nullable=False),
+        sa.Column("subject", sa.String(80), nullable=False),
         sa.Column("destination_id", sa.String(40), nullable=False),
         sa.Column("run", sa.Integer(), nullable=False),
         sa.Column("state", sa.String(16), nullable=False),
@@ -38,13 +38,14 @@ def upgrade() -> None:
         sa.Column("unchanged", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_destination_deliveries")),
     )
-    op.create_index("ix_destination_deliveries_exchange", "destination_deliveries", ["exchange_id"])
+    op.create_index("ix_destination_deliveries_subject", "destination_deliveries", ["subject"])
     op.create_index("ix_destination_deliveries_due", "destination_deliveries", ["state", "next_at"])
     op.create_table(
         "destination_writes",
         sa.Column("destination_id", sa.String(40), nullable=False),
         sa.Column("ref", sa.String(200), nullable=False),
         sa.Column("content_hash", sa.String(64), nullable=False),
+        sa.Column("conditional", sa.Boolean(), nullable=False),
         sa.Column("delivery_id", sa.String(200), nullable=False),
         sa.Column("written_at", UtcDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("destination_id", "ref", name=op.f("pk_destination_writes")),
@@ -54,5 +55,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("destination_writes")
     op.drop_index("ix_destination_deliveries_due", table_name="destination_deliveries")
-    op.drop_index("ix_destination_deliveries_exchange", table_name="destination_deliveries")
+    op.drop_index("ix_destination_deliveries_subject", table_name="destination_deliveries")
     op.drop_table("destination_deliveries")
