@@ -31,9 +31,12 @@ def plain_member(pid: str, given: str, family: str, birth: str, member_id: str) 
 
 
 def two_payers(
-    server: Callable[..., ServerProcess], tmp_path: Path
+    server: Callable[..., ServerProcess],
+    tmp_path: Path,
+    new_env: dict[str, str] | None = None,
 ) -> tuple[ServerProcess, ServerProcess]:
-    """The old payer holding Ana (p1), Luis and Noor, the new one with it as a partner."""
+    """The old payer holding Ana (p1), Luis and Noor, the new one with it as a partner
+    (``new_env``: more of the new one's settings)."""
     # Noor's record holds a document we cannot segment: a regular consent cannot be honoured.
     document = {
         "resourceType": "DocumentReference",
@@ -61,6 +64,7 @@ def two_payers(
             "PAYERBRIDGE_ORG_NPI": NEW_NPI,
             "PAYERBRIDGE_ORG_NAME": "New Plan",
             "PAYERBRIDGE_ONBOARDING_CHUNK_MEMBERS": "2",  # two round trips for four members
+            **(new_env or {}),
         },
     )
     old.trust(new, "newplan", npi=NEW_NPI)

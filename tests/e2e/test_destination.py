@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -22,9 +23,17 @@ import pytest
 from payerbridge.fhir.completeness import SOURCE_UNAVAILABLE, Gap, outcome_entry
 from payerbridge.security.model import OPERATOR_SCOPE
 from payerbridge_tools.sandbox.generator import write_network
+from tests.e2e.onboarding import FOUR, PARTNER, imported, two_payers, wait_done
 from tests.e2e.test_exchange import start_payers, submit, switcher_to, wait_terminal
 from tests.processes import ForkedProcess
-from tests.servers import ServerProcess, free_port, new_signing_key, probe, public_jwk
+from tests.servers import (
+    ServerProcess,
+    free_port,
+    new_key,
+    new_signing_key,
+    probe,
+    public_jwk,
+)
 
 
 @dataclass
@@ -34,6 +43,7 @@ class Destination:
     port: int
     jwks: Path
     log: Path
+    sources: Path  # a platform's sources file naming it as its destination
     process: ForkedProcess | None = None
 
     @property
@@ -85,9 +95,9 @@ def payers(
     key = new_signing_key()
     (home / "jwks.json").write_bytes(orjson.dumps({"keys": [public_jwk(key)]}))
     (home / "platform.jwk").write_bytes(orjson.dumps({**key.as_dict(private=True), "kid": key.kid}))
-    destination = Destination(free_port(), home / "jwks.json", home / "fhir.log")
-    destination.start()
     sources = home / "sources.toml"
+    destination = Destination(free_port(), home / "jwks.json", home / "fhir.log", sources)
+    destination.start()
     sources.write_text(
         "[[destination]]\n"
         'id = "plan-fhir"\n'
@@ -172,6 +182,39 @@ def test_what_an_exchange_received_arrives_and_a_replay_writes_nothing_twice(
         if kind != "Provenance":
             assert after["types"][kind] == count, kind
             assert after["versions"][kind] == before["versions"][kind], kind
+
+
+def test_an_onboarding_delivers_what_it_stored(
+    payers: tuple[ServerProcess, ServerProcess, dict[str, Any], Destination],
+    server: Callable[..., ServerProcess],
+    tmp_path: Path,
+) -> None:
+    """A plan year's members onboarded in bulk go on to the destination as well."""
+    *_, destination = payers
+    _old, new = two_payers(
+        server, tmp_path, new_env={"PAYERBRIDGE_SOURCES_FILE": str(destination.sources)}
+    )
+    before = destination.written()["types"]
+    with new.client() as client:
+        answer = client.post(
+            "/onboardings", json={"partner": PARTNER, "members": FOUR}, headers=new_key()
+        )
+        assert answer.status_code == 202, answer.text
+        location = answer.headers["Location"]
+        assert wait_done(client, location)["status"] == "completed"
+        deadline = time.monotonic() + 60
+        while not (report := client.get(location).json())["delivery"] or report["delivery"][0][
+            "state"
+        ] not in ("delivered", "refused", "failed"):
+            assert time.monotonic() < deadline, report["delivery"]
+            time.sleep(0.2)
+    (delivery,) = report["delivery"]
+    stored = Counter(r["resourceType"] for r in imported(new))
+    assert stored["Patient"] == 2, stored  # Ana and Luis; the other two were not imported
+    assert delivery["state"] == "delivered" and delivery["written"] == dict(stored), delivery
+    after = destination.written()["types"]
+    grown = {kind: after[kind] - before.get(kind, 0) for kind in after}
+    assert {k: n for k, n in grown.items() if n} == dict(stored)
 
 
 def test_a_stopped_destination_makes_the_delivery_wait_and_one_that_refuses_ends_it(

@@ -7,10 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
-from payerbridge.api.deps import SubmitterDep, current_platform
+from payerbridge.api.deps import PlatformDep, SubmitterDep, current_platform
 from payerbridge.api.idempotency import checked_key
 from payerbridge.api.schemas import OnboardingCreate, onboarding_requests
 from payerbridge.api.units import OnboardingUnitDep
+from payerbridge.delivery.model import onboarding_subject
 from payerbridge.errors import InvalidInput, Issue
 from payerbridge.logging import current_request_id
 from payerbridge.onboarding.increments import parse_since
@@ -68,11 +69,15 @@ def create_onboarding(
 
 @router.get("/{onboarding_id}", name="get_onboarding")
 def get_onboarding(
-    onboarding_id: str, uow: OnboardingUnitDep, caller: SubmitterDep
+    onboarding_id: str, uow: OnboardingUnitDep, caller: SubmitterDep, platform: PlatformDep
 ) -> dict[str, Any]:
-    """The run: where it is, and how many members matched, were refused, were imported."""
+    """The run: where it is, and how many members matched, were refused, were imported;
+    ``delivery``: where what it stored went on to (ADR 0053)."""
     onboarding = onboarding_of(ReadOnboarding(OnboardingId(onboarding_id), caller.owner), uow)
-    return onboarding_report(uow, onboarding)
+    destinations = platform.units.destinations()
+    subject = onboarding_subject(onboarding.id)
+    deliveries = destinations.deliveries.of_subject(subject) if destinations else []
+    return {**onboarding_report(uow, onboarding), "delivery": [d.to_json() for d in deliveries]}
 
 
 @router.get("/{onboarding_id}/members")
