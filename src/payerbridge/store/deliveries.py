@@ -269,4 +269,5 @@ class SqlHeldRecords:
                     select(f.ref, f.body).where(f.ref.in_(list(refs[start : start + 500])))
                 ).all()
                 found += [orjson.loads(at.open(row.body, RESOURCE_BODY, row.ref)) for row in rows]
-        return found
+        order = {ref: n for n, ref in enumerate(refs)}
+        return sorted(found, key=lambda r: order.get(f"{r['resourceType']}/{r['id']}", 0))

@@ -119,3 +119,16 @@ def test_a_shared_identifier_falls_back_to_our_id() -> None:
     ]
     (only,) = plan_transactions(held)
     assert sorted(e.url for e in only.entries) == ["Coverage/a", "Coverage/b"]
+
+
+def test_a_reference_to_what_was_written_before_names_it_as_it_was_written() -> None:
+    from payerbridge.delivery.bundle import reference_to
+
+    patient = {"resourceType": "Patient", "id": "p", "identifier": [{"system": "s", "value": "v"}]}
+    claim = {"resourceType": "Claim", "id": "c", "patient": {"reference": "Patient/p"}}
+    elsewhere = {"Patient/p": reference_to(patient, conditional=True)}
+    (only,) = plan_transactions([claim], elsewhere=elsewhere)
+    assert only.entries[0].resource["patient"] == {"reference": "Patient?identifier=s|v"}
+    assert reference_to(patient, conditional=False) == "Patient/p"
+    (plain,) = plan_transactions([claim])  # not written by us before: left as it is
+    assert plain.entries[0].resource["patient"] == {"reference": "Patient/p"}
