@@ -1,9 +1,10 @@
-"""Delivering an exchange's received record to the plan's FHIR server: the use cases
-the delivery workflows run, each ``(command, uow)`` on a ``DestinationUnit`` (ADR 0051).
+"""Delivering a received record to the plan's FHIR server: the use cases the delivery
+workflows run, each ``(command, uow)`` on a ``DestinationUnit`` (ADR 0051).
 
 ``open_deliveries`` makes one delivery per destination for an exchange run that stored
 data (``completed``, ``partial`` and ``conflict`` all did: a partial record is what the
-old payer had, a conflict one is kept with its conflicts noted). ``deliver_once`` makes
+old payer had, a conflict one is kept with its conflicts noted);
+``open_onboarding_deliveries``, for an onboarding that ended. ``deliver_once`` makes
 one attempt: claim the delivery when due, plan the transactions of what the destination
 does not already have from us unchanged (``bundle.plan_transactions``), post them in
 order, each one taken committed with its resources' hashes before the next is posted,
@@ -37,12 +38,12 @@ from payerbridge.fhir.resources import iter_references
 from payerbridge.types import ExchangeId
 
 __all__ = [
-    "OpenOnboardingDeliveries",
-    "open_onboarding_deliveries",
     "DeliverOnce",
     "OpenDeliveries",
+    "OpenOnboardingDeliveries",
     "deliver_once",
     "open_deliveries",
+    "open_onboarding_deliveries",
 ]
 
 logger = logging.getLogger(__name__)
@@ -106,13 +107,14 @@ def deliver_once(command: DeliverOnce, uow: DestinationUnit) -> datetime | None:
         _end(uow, record, DeliveryState.FAILED, gone)
         return None
     policy = uow.policies.get(record.destination_id, DestinationPolicy())
-    unchanged = 0
+    total = sum(record.written.values())  # what this delivery wrote on earlier attempts
+    held_count = 0
     for batch in uow.held.batches(record.subject):
         held = [
             r for r in batch if destination.types is None or r["resourceType"] in destination.types
         ]
         transactions = _planned(uow, record, held, policy)
-        unchanged += len(held) - sum(len(t.entries) for t in transactions)
+        held_count += len(held)
         for transaction in transactions:
             answer = destination.post_transaction(transaction.as_bundle())
             if answer.retry:
@@ -128,7 +130,9 @@ def deliver_once(command: DeliverOnce, uow: DestinationUnit) -> datetime | None:
                     conditional={e.ref for e in transaction.entries if e.url != e.ref},
                     counts=transaction.counts,
                 )
-    _end(uow, record, DeliveryState.DELIVERED, None, unchanged=unchanged)
+            total += len(transaction.entries)
+    # Unchanged: what the destination had from us before this delivery, not written again.
+    _end(uow, record, DeliveryState.DELIVERED, None, unchanged=held_count - total)
     return None
 
 

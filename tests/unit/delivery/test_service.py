@@ -179,6 +179,7 @@ def test_a_run_cut_off_posts_only_what_the_destination_did_not_take() -> None:
     assert row.state is DeliveryState.DELIVERED and row.attempts == 2
     assert sorted(server.taken) == sorted(set(server.taken))  # nothing twice
     assert len(server.taken) == 6 and row.written == {"Condition": 5, "Patient": 1}
+    assert row.unchanged == 0  # what it wrote on its first attempt is its own
     # A replay of the same record: everything is there unchanged, nothing is posted.
     with unit:
         again = unit.deliveries.open(unit, subject=EXCHANGE, destination_id="plan", run=1)
