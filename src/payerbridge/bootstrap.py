@@ -104,7 +104,7 @@ def build_platform(
     ours = disclosure_wiring(settings, stores, shared)
     theirs = partner_units(settings, stores, discovery, obligations, guard.fields["oversight"])
     compliance = theirs["compliance_unit"]
-    destinations = destination_unit(sources, stores, egress)
+    destinations = destination_unit(sources, stores, egress, segmentation)
     return Platform(
         settings=settings,
         engine=engine,

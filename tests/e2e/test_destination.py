@@ -151,6 +151,9 @@ def test_what_an_exchange_received_arrives_and_a_replay_writes_nothing_twice(
     assert sent["Patient"] == 1 and sent["Provenance"] >= 1 and len(sent) > 3, sent
     assert delivery["written"] == sent  # every resource received, our Provenance included
     assert destination.written()["types"] == sent  # as the destination itself counts
+    # Each labelled as a regular consent would judge it (ADR 0052): none unlabelled.
+    labels = destination.written()["confidentiality"]
+    assert "none" not in labels and labels.get("N"), labels
 
     # An answer that says it is incomplete ends partial: still delivered; asked again,
     # what the destination has from us unchanged is not written again.

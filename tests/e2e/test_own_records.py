@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from payerbridge.consent.labels import CONFIDENTIALITY
 from payerbridge.consent.model import ConsentPolicy
-from payerbridge.disclosure.labels import CONFIDENTIALITY
 from payerbridge.disclosure.release import release
 from payerbridge_tools.sandbox.generator import write_network
 from tests.builders import WITHHELD_UNDER_REGULAR

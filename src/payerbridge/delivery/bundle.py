@@ -65,9 +65,11 @@ def conditional_url(kind: str, system: str, value: str) -> str:
 
 
 def content_hash(resource: Mapping[str, Any]) -> str:
-    """What the destination holds of the resource, as a hash: its content without
-    ``meta`` (which we stamp on every write), keys sorted."""
+    """What the destination holds of the resource, as a hash: its content and its
+    labels (``meta.security``: a label that changes is written again), without the
+    rest of ``meta`` (which each write stamps), keys sorted."""
     body = {k: v for k, v in resource.items() if k != "meta"}
+    body["meta.security"] = (resource.get("meta") or {}).get("security") or []
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 

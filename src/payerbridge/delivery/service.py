@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from payerbridge.audit.model import AuditEvent
+from payerbridge.consent.labels import labelled_together
 from payerbridge.delivery.bundle import Transaction, plan_transactions, reference_to
 from payerbridge.delivery.model import (
     DeliveryReason,
@@ -110,8 +111,11 @@ def deliver_once(command: DeliverOnce, uow: DestinationUnit) -> datetime | None:
     total = sum(record.written.values())  # what this delivery wrote on earlier attempts
     held_count = 0
     for batch in uow.held.batches(record.subject):
+        # Judged whole (what a regular consent withholds spreads), labelled, then filtered.
         held = [
-            r for r in batch if destination.types is None or r["resourceType"] in destination.types
+            r
+            for r in labelled_together(batch, uow.segmentation)
+            if destination.types is None or r["resourceType"] in destination.types
         ]
         transactions = _planned(uow, record, held, policy)
         held_count += len(held)

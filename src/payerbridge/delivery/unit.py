@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from payerbridge.consent.segmentation import DEFAULT_SEGMENTATION, SegmentationPolicy
 from payerbridge.delivery.model import DestinationPolicy
 from payerbridge.delivery.ports import DeliveryStore, Destination, HeldRecords
 from payerbridge.exchange.ports import ExchangeStore
@@ -23,3 +24,5 @@ class DestinationUnit(RoomUnit):
     destinations: Mapping[str, Destination]
     policies: Mapping[str, DestinationPolicy] = field(default_factory=dict)
     random: Callable[[], float] = lambda: 0.5
+    # What a regular consent would withhold, labelled on what goes (ADR 0052).
+    segmentation: SegmentationPolicy = DEFAULT_SEGMENTATION

@@ -18,6 +18,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, Protocol
 
+from payerbridge.consent.labels import labelled
 from payerbridge.consent.model import ConsentPolicy
 from payerbridge.consent.segmentation import (
     DEFAULT_SEGMENTATION,
@@ -29,7 +30,6 @@ from payerbridge.consent.segmentation import (
     withheld_among,
     without_references,
 )
-from payerbridge.disclosure.labels import labelled
 from payerbridge.disclosure.model import EverythingQuery, PageEntry
 from payerbridge.disclosure.release import (
     SharedResources,

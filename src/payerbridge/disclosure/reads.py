@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from payerbridge.audit.ports import AuditLog
+from payerbridge.consent.labels import labelled
 from payerbridge.consent.model import (
     ConsentPolicy,
     DisclosureRequest,
@@ -23,7 +24,6 @@ from payerbridge.consent.segmentation import (
     supported_policies,
 )
 from payerbridge.consent.service import authorize_disclosure
-from payerbridge.disclosure.labels import labelled
 from payerbridge.disclosure.ports import MemberData
 from payerbridge.disclosure.release import Release, release
 from payerbridge.disclosure.scope import PAYER_TO_PAYER, WHOLE_RECORD, DataScope, ReleaseScope

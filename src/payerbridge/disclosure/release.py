@@ -25,6 +25,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from payerbridge.consent.labels import labelled
 from payerbridge.consent.model import ConsentPolicy
 from payerbridge.consent.segmentation import (
     DEFAULT_SEGMENTATION,
@@ -34,7 +35,6 @@ from payerbridge.consent.segmentation import (
     sensitive_categories_of,
     without_references,
 )
-from payerbridge.disclosure.labels import labelled
 from payerbridge.disclosure.scope import PAYER_TO_PAYER, ReleaseScope, WholeRecord
 from payerbridge.fhir.resources import COMPARTMENT_FIELD, iter_references
 

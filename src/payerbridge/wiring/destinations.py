@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 
 from payerbridge.backends.sources import Sources
+from payerbridge.consent.segmentation import SegmentationPolicy
 from payerbridge.delivery.unit import DestinationUnit
 from payerbridge.net.addresses import AddressPolicy
 from payerbridge.sources.adapters import destination_adapters
@@ -17,7 +18,7 @@ __all__ = ["destination_unit"]
 
 
 def destination_unit(
-    sources: Sources, stores: Stores, egress: AddressPolicy
+    sources: Sources, stores: Stores, egress: AddressPolicy, segmentation: SegmentationPolicy
 ) -> DestinationUnit | None:
     if not sources.destinations:
         return None
@@ -30,4 +31,5 @@ def destination_unit(
         adapters,
         policies,
         random=random.random,
+        segmentation=segmentation,
     )

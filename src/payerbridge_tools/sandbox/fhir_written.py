@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
+from payerbridge.consent.labels import CONFIDENTIALITY
 from payerbridge.fhir.resources import rewrite_references
 
 __all__ = ["TransactionRefused", "WrittenStore", "parse_conditional"]
@@ -57,6 +58,14 @@ def _has_identifier(resource: dict[str, Any], system: str, value: str) -> bool:
     )
 
 
+def _confidentiality(resource: dict[str, Any]) -> str:
+    """The resource's HL7 confidentiality code, or ``none``."""
+    for label in (resource.get("meta") or {}).get("security") or []:
+        if label.get("system") == CONFIDENTIALITY:
+            return str(label.get("code"))
+    return "none"
+
+
 @dataclass
 class WrittenStore:
     resources: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
@@ -73,8 +82,10 @@ class WrittenStore:
     def summary(self) -> dict[str, Any]:
         with self.lock:
             counts = Counter(kind for kind, _ in self.resources)
+            labels = Counter(_confidentiality(r) for r in self.resources.values())
             return {
                 "types": dict(sorted(counts.items())),
+                "confidentiality": dict(sorted(labels.items())),  # "none": unlabelled
                 "versions": dict(sorted(self.versions.items())),
                 "transactions": self.transactions,
             }
@@ -167,7 +178,8 @@ class WrittenStore:
         for (kind, rid, created), resource in zip(targets, written, strict=True):
             previous = self.resources.get((kind, rid))
             version = int((previous or {}).get("meta", {}).get("versionId", 0)) + 1
-            meta = {"versionId": str(version), "lastUpdated": stamp}
+            # The writer's meta kept (labels, source, profiles), the version ours.
+            meta = {**(resource.get("meta") or {}), "versionId": str(version), "lastUpdated": stamp}
             self.resources[(kind, rid)] = {**resource, "id": rid, "meta": meta}
             self.versions[kind] += 1
             answers.append(

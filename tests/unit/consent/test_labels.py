@@ -10,6 +10,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from payerbridge.consent.labels import CONFIDENTIALITY, labelled
 from payerbridge.consent.model import (
     ConsentPolicy,
     DenyReason,
@@ -19,7 +20,6 @@ from payerbridge.consent.model import (
 )
 from payerbridge.consent.segmentation import DEFAULT_SEGMENTATION
 from payerbridge.consent.service import authorize_disclosure
-from payerbridge.disclosure.labels import CONFIDENTIALITY, labelled
 from payerbridge.disclosure.release import release
 from payerbridge.disclosure.scope import WHOLE_RECORD
 from payerbridge.types import ClientId, MemberId

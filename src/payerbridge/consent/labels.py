@@ -15,9 +15,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from payerbridge.consent.segmentation import SegmentationPolicy, sensitive_categories_of
+from payerbridge.consent.segmentation import (
+    SegmentationPolicy,
+    judge,
+    sensitive_categories_of,
+    withheld_among,
+)
 
-__all__ = ["CONFIDENTIALITY", "labelled"]
+__all__ = ["CONFIDENTIALITY", "labelled", "labelled_together"]
 
 Resource = dict[str, Any]
 
@@ -73,3 +78,16 @@ def _category_labels(
 
 def _confidentiality(code: str) -> dict[str, str]:
     return {"system": CONFIDENTIALITY, "code": code}
+
+
+def labelled_together(
+    resources: list[Resource], segmentation: SegmentationPolicy
+) -> list[Resource]:
+    """``resources`` judged together as a regular consent would (what is sensitive, and
+    what is about or recorded in it), each labelled: what the plan's own FHIR server
+    receives, so that its systems can honour the segmentation too."""
+    withheld = withheld_among([judge(r, segmentation) for r in resources], segmentation)
+    return [
+        labelled(resource, sensitive=index in withheld.indexes, segmentation=segmentation)
+        for index, resource in enumerate(resources)
+    ]
