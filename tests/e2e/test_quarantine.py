@@ -79,6 +79,10 @@ def test_operators_list_and_read_the_quarantine_over_http_and_the_cli(
         assert http.get("/quarantine/nothing-here").status_code == 404
         # A cursor past any seq (found by the fuzz run: it overflowed in the database).
         assert http.get("/quarantine", params={"after": 2**70}).status_code == 400
+        # Found by the fuzz run too: a number not in digits, a parameter given twice.
+        assert http.get("/quarantine", params={"after": "0.0"}).status_code == 400
+        twice = http.get("/quarantine", params=[("source", "a"), ("source", "b")])
+        assert twice.status_code == 400 and "given once" in twice.text
     assert SECRET not in orjson.dumps(page).decode()
 
     requester = old_payer.register_client("plan", scope=REQUESTER_SCOPES)

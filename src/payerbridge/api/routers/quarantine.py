@@ -12,6 +12,7 @@ from payerbridge.api.deps import OperatorDep
 from payerbridge.api.responses import JsonResponse
 from payerbridge.api.units import SourcesUnitDep
 from payerbridge.backends.model import QuarantinedResource, QuarantineId, SourceId
+from payerbridge.errors import InvalidInput, Issue
 from payerbridge.timestamps import utc_iso
 
 __all__ = ["router", "quarantined_public"]
@@ -47,17 +48,21 @@ def list_quarantine(
     _operator: OperatorDep,
     source: Annotated[str | None, Query(max_length=200, description="Only this source's.")] = None,
     after: Annotated[
-        int | None,
-        # A seq is a 64-bit integer: a larger cursor is refused (400), not sent to the
-        # database to overflow there.
-        Query(ge=0, le=2**63 - 1, description="Only those held after this one (its seq)."),
+        str | None,
+        # A seq is a 64-bit integer, written in digits: "0.0", or a cursor past 2**63 - 1,
+        # is refused, not coerced or sent to the database to overflow there.
+        Query(pattern=r"^[0-9]{1,19}$", description="Only those held after this one (its seq)."),
     ] = None,
     count: Annotated[int, Query(alias="_count", ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     """Operators only: held resources in the order held, ``_count`` at a time; ``next``
     is the following page's URL while there are more."""
+    _given_once(request)
+    cursor = int(after) if after is not None else None
+    if cursor is not None and cursor > 2**63 - 1:
+        raise InvalidInput("after is past the largest seq", issues=[Issue("too large", "after")])
     by = SourceId(source) if source is not None else None
-    items = uow.quarantine.list(source=by, after=after, limit=count + 1)
+    items = uow.quarantine.list(source=by, after=cursor, limit=count + 1)
     following = None
     if len(items) > count:
         items = items[:count]
@@ -68,6 +73,15 @@ def list_quarantine(
         "items": [quarantined_public(item) for item in items],
         "next": following,
     }
+
+
+def _given_once(request: Request) -> None:
+    """A parameter given twice is refused, never one of its values silently taken."""
+    params = request.query_params
+    repeated = sorted({name[:40] for name in params if len(params.getlist(name)) > 1})
+    if repeated:
+        text = f"each parameter may be given once ({', '.join(repeated)})"
+        raise InvalidInput(text, issues=[Issue(text, repeated[0], "invalid")])
 
 
 @router.get("/{quarantine_id}")
