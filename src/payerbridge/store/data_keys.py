@@ -291,7 +291,6 @@ def load_keyring(engine: Engine, settings: Settings) -> DataKeyring:
     wrapped under; a KEK is never made here (the keys would be lost under a new one)."""
     with engine.connect() as connection:
         rows = connection.execute(select(data_keys)).all()
-        current = _current_id(connection)
     if not rows:
         raise DataKeyUnavailable("the database holds no data key (add_first_key makes one)")
     kek = read_kek(kek_path(settings))
@@ -299,6 +298,10 @@ def load_keyring(engine: Engine, settings: Settings) -> DataKeyring:
     for row in rows:
         _check_fingerprint(row.kek_fingerprint, kek, row.id)
         keys[row.id] = unwrap_key(kek, row.id, bytes(row.wrapped_key))
-    if current is None:  # every key retired: a rotation's unit lost; the newest seals
-        current = max(rows, key=lambda r: (r.created_at, r.id)).id
+    # The current key is read from the same rows: looked up by a second statement, it could
+    # be one another process committed in between (two processes starting on an empty
+    # database each add a first key), not among these. Every key retired (a rotation's
+    # unit lost): the newest seals.
+    live = [r for r in rows if r.retired_at is None] or rows
+    current = max(live, key=lambda r: (r.created_at, r.id)).id
     return DataKeyring(engine, kek, keys, current)
