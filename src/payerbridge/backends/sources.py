@@ -59,6 +59,13 @@ BUILT_IN_SOURCE = "store"
 _SOURCE_ID = re.compile(r"^[a-z][a-z0-9\-]{0,39}$")
 
 
+def _checked_id(value: str) -> str:
+    """A source's or a destination's id: what the file, the API and the logs name it by."""
+    if not _SOURCE_ID.match(value):
+        raise ValueError("must be 1-40 lowercase letters, digits or '-', starting with a letter")
+    return value
+
+
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -70,13 +77,9 @@ class _Spec(BaseModel):
     @field_validator("id")
     @classmethod
     def _id(cls, value: str) -> str:
-        if not _SOURCE_ID.match(value):
-            raise ValueError(
-                "must be 1-40 lowercase letters, digits or '-', starting with a letter"
-            )
         if value == BUILT_IN_SOURCE:
             raise ValueError(f"'{BUILT_IN_SOURCE}' is the built-in store's id")
-        return value
+        return _checked_id(value)
 
     @field_validator("mapping")
     @classmethod
@@ -145,11 +148,7 @@ class DestinationSpec(BaseModel):
     @field_validator("id")
     @classmethod
     def _id(cls, value: str) -> str:
-        if not _SOURCE_ID.match(value):
-            raise ValueError(
-                "must be 1-40 lowercase letters, digits or '-', starting with a letter"
-            )
-        return value
+        return _checked_id(value)
 
     @field_validator("types")
     @classmethod

@@ -17,7 +17,7 @@ then, as a later ``$everything`` page does: gone, it is left out, and under a
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from itertools import groupby
 from operator import itemgetter
@@ -49,11 +49,11 @@ from payerbridge.disclosure.everything import (
     SeenShared,
     judged_by,
     plan_everything,
+    read_by,
     released_now,
 )
 from payerbridge.disclosure.model import EverythingQuery
 from payerbridge.disclosure.release import SharedResources
-from payerbridge.disclosure.scope import WHOLE_RECORD
 from payerbridge.disclosure.window import ExchangeWindow
 from payerbridge.errors import Gone, InvalidInput, Issue, NotFound, UnprocessableRequest
 from payerbridge.fhir.bulk_export import ExportRequest
@@ -215,11 +215,9 @@ def _terms(job: BulkJob, policy: ConsentPolicy, uow: BulkUnit, *, windowed: bool
     rule's scope and (``windowed``) the payer-to-payer window; for the plan's own
     organization its whole record, labelled (ADR 0052)."""
     rules = uow.rules
-    if is_own_organization(Requester(job.client_id, job.requester_npi), rules.us.npi):
-        return ReleaseTerms(policy, rules.segmentation, WHOLE_RECORD)
-    now = uow.clock()
-    window = ExchangeWindow.at(now, years=rules.payer_to_payer_years) if windowed else None
-    return ReleaseTerms(policy, rules.segmentation, rules.scope, window)
+    window = ExchangeWindow.at(uow.clock(), years=rules.payer_to_payer_years) if windowed else None
+    terms = ReleaseTerms(policy, rules.segmentation, rules.scope, window)
+    return read_by(terms, Requester(job.client_id, job.requester_npi), rules.us.npi)
 
 
 def _commit_notices(uow: BulkUnit, job: BulkJob, request: ExportRequest) -> int:
@@ -276,7 +274,8 @@ class _ChunkDecision:
             exact_types=request.exact_types,
         )
         self._our_provenance = request.has_our_provenance
-        self._scope_label = _terms(job, ConsentPolicy.SENSITIVE, uow, windowed=False).scope.label
+        # Decided once a chunk; each member's consent gives its policy.
+        self._terms = _terms(job, ConsentPolicy.REGULAR, uow, windowed=True)
         self._positions = {patient_id: position for position, patient_id in chunk}
         patients = list(self._positions)
         self._types = uow.members.resource_types_of(patients)
@@ -341,14 +340,14 @@ class _ChunkDecision:
                 hop="bulk-export",
                 request_id=self._job.id,
                 code_sets=rules.segmentation.code_sets.label,
-                scope=self._scope_label,
+                scope=self._terms.scope.label,
             ),
         )
         self.events.append(disclosure.event)
         policy = disclosure.decision.policy if disclosure.decision.permitted else None
         plan = None
         own = _Kept(_CHUNK_BODIES - self._bodies)  # the member's records, for the bodies
-        terms = _terms(self._job, policy or ConsentPolicy.REGULAR, self._uow, windowed=True)
+        terms = replace(self._terms, policy=policy or ConsentPolicy.REGULAR)
         if policy is not None:
             plan = plan_everything(
                 Compartment(patient_id, own.keeping(records)),

@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from payerbridge.consent.labels import labelled
-from payerbridge.consent.model import ConsentPolicy
+from payerbridge.consent.model import ConsentPolicy, Requester, is_own_organization
 from payerbridge.consent.segmentation import (
     DEFAULT_SEGMENTATION,
     Judgement,
@@ -39,7 +39,7 @@ from payerbridge.disclosure.release import (
     references_by_kind,
     shared_references,
 )
-from payerbridge.disclosure.scope import PAYER_TO_PAYER, ReleaseScope, WholeRecord
+from payerbridge.disclosure.scope import PAYER_TO_PAYER, WHOLE_RECORD, ReleaseScope, WholeRecord
 from payerbridge.disclosure.search import SearchQuery
 from payerbridge.disclosure.window import ExchangeWindow
 from payerbridge.errors import InvalidInput, Issue
@@ -60,6 +60,7 @@ __all__ = [
     "parse_everything_query",
     "plan_everything",
     "plan_search",
+    "read_by",
     "released_now",
     "released_on_page",
 ]
@@ -88,6 +89,15 @@ class ReleaseTerms:
     def judging(self) -> bool:
         """Whether each record is judged as a regular consent would judge it."""
         return self.policy is ConsentPolicy.REGULAR or self.labels
+
+
+def read_by(terms: ReleaseTerms, requester: Requester, holder_npi: str) -> ReleaseTerms:
+    """``terms`` (another payer's: the consent's policy, the rule's scope, the window) as
+    ``requester`` reads under them: the plan's own organization (the data holder's NPI)
+    reads its whole record, labelled, with no window (ADR 0052)."""
+    if is_own_organization(requester, holder_npi):
+        return ReleaseTerms(terms.policy, terms.segmentation, WHOLE_RECORD)
+    return terms
 
 
 class RenderedPage(Protocol):

@@ -21,7 +21,7 @@ from typing import Any, Protocol, Self
 from payerbridge.audit.model import AuditEvent
 from payerbridge.audit.ports import AuditLog
 from payerbridge.backends.ports import SourceGap
-from payerbridge.consent.model import ConsentPolicy, Requester, is_own_organization
+from payerbridge.consent.model import ConsentPolicy, Requester
 from payerbridge.consent.ports import ConsentStore
 from payerbridge.consent.segmentation import SegmentationPolicy
 from payerbridge.disclosure.everything import (
@@ -29,13 +29,14 @@ from payerbridge.disclosure.everything import (
     ReleaseTerms,
     grants,
     judged_by,
+    read_by,
     released_on_page,
 )
 from payerbridge.disclosure.grants import Granted, LeftOut, on_page
 from payerbridge.disclosure.model import EverythingQuery, Snapshot
 from payerbridge.disclosure.ports import DisclosureSnapshots, LiveRecords, MemberData
 from payerbridge.disclosure.reads import DisclosureContext, authorize_member
-from payerbridge.disclosure.scope import PAYER_TO_PAYER, WHOLE_RECORD, DataScope
+from payerbridge.disclosure.scope import PAYER_TO_PAYER, DataScope
 from payerbridge.disclosure.window import ExchangeWindow
 from payerbridge.errors import Conflict, InvalidInput, Issue, NotFound
 from payerbridge.transactions import Transactions, UnitOfWork
@@ -282,10 +283,9 @@ def release_terms(
     rule's scope and (``windowed``) the payer-to-payer window; for the plan's own
     organization its whole record, labelled (ADR 0052)."""
     rules = uow.rules
-    if is_own_organization(reader.requester, rules.source_npi):
-        return ReleaseTerms(policy, rules.segmentation, WHOLE_RECORD)
     window = window_at(uow.now, rules) if windowed else None
-    return ReleaseTerms(policy, rules.segmentation, rules.scope, window)
+    terms = ReleaseTerms(policy, rules.segmentation, rules.scope, window)
+    return read_by(terms, reader.requester, rules.source_npi)
 
 
 def window_at(now: datetime, rules: PagingRules) -> ExchangeWindow:

@@ -24,11 +24,12 @@ from urllib.parse import urlencode
 import orjson
 
 from payerbridge.errors import Forbidden, Gone, Issue
+from payerbridge.exchange.model import DATA_ENDS
 from payerbridge.timestamps import utc_iso
 
 __all__ = ["ReceivedLinks", "link_key", "with_received_link"]
 
-_ENDS_WITH_DATA = frozenset({"completed", "partial", "conflict"})
+_ENDS_WITH_DATA = frozenset(state.value for state in DATA_ENDS)  # as the event says them
 _HEX = re.compile(r"[0-9a-f]{64}")
 
 
