@@ -56,7 +56,7 @@ from payerbridge.exchange.model import (
     Transition,
     check_transition,
 )
-from payerbridge.exchange.ports import ProbeAnswer, RecordRead, Retrieved
+from payerbridge.exchange.ports import HeldFor, ProbeAnswer, RecordRead, Retrieved
 from payerbridge.exchange.received.reconcile import identifier_keys
 from payerbridge.fhir.completeness import Gap, outcome_entry
 from payerbridge.fhir.member_match import MemberMatchResult
@@ -654,9 +654,19 @@ class InMemoryResourceWriter(_Bound):
     """The ``ResourceWriter`` and ``ReceivedStore`` ports: what each source wrote, and the
     resources as held (``rows``: by ref, the resource, its compartment and source)."""
 
-    def __init__(self) -> None:
+    def __init__(self, exchanges: InMemoryExchangeStore | None = None) -> None:
         self.written: dict[str, list[dict[str, Any]]] = {}
         self.rows: dict[str, tuple[dict[str, Any], str | None, str]] = {}
+        self.exchanges = exchanges or InMemoryExchangeStore()
+
+    def _stored_by(self, source: str, held_for: HeldFor) -> bool:
+        record = self.exchanges.records.get(source.removeprefix("exchange:"))
+        return (
+            source.startswith("exchange:")
+            and record is not None
+            and (record.client_id, record.member_key, record.partner_id)
+            == (held_for.client_id, held_for.member_key, held_for.partner_id)
+        )
 
     def write(
         self,
@@ -671,11 +681,9 @@ class InMemoryResourceWriter(_Bound):
             ref = f"{resource['resourceType']}/{resource['id']}"
             self.rows[ref] = (copy.deepcopy(resource), patient, source)
 
-    def held_refs(self, patient_id: str) -> list[str]:
+    def held_refs(self, held_for: HeldFor) -> list[str]:
         return sorted(
-            ref
-            for ref, (_, patient, source) in self.rows.items()
-            if patient == patient_id and source.startswith("exchange:")
+            ref for ref, (_, _, source) in self.rows.items() if self._stored_by(source, held_for)
         )
 
     def remove(self, refs: Sequence[str]) -> None:
@@ -683,14 +691,44 @@ class InMemoryResourceWriter(_Bound):
             self.rows.pop(ref, None)
 
     def with_identifiers(
-        self, patient_ids: Sequence[str], keys: Sequence[tuple[str, str, str]]
+        self,
+        patient_ids: Sequence[str],
+        keys: Sequence[tuple[str, str, str]],
+        *,
+        other_than: HeldFor,
     ) -> list[dict[str, Any]]:
         wanted = set(keys)
         return [
             resource
-            for ref, (resource, patient, _) in sorted(self.rows.items())
-            if patient in patient_ids and wanted & set(identifier_keys(resource))
+            for ref, (resource, patient, source) in sorted(self.rows.items())
+            if patient in patient_ids
+            and wanted & set(identifier_keys(resource))
+            and not self._stored_by(source, other_than)
         ]
+
+    def plan_patients(self, member_id: str) -> list[dict[str, Any]]:
+        return [
+            resource
+            for ref, (resource, _, source) in sorted(self.rows.items())
+            if ref.startswith("Patient/")
+            and not source.startswith(("exchange:", "onboarding:"))
+            and any(i.get("value") == member_id for i in resource.get("identifier") or ())
+        ]
+
+    def source_patients(
+        self, patient_ids: Sequence[str], *, other_than: HeldFor
+    ) -> list[tuple[str, dict[str, Any]]]:
+        found = []
+        for ref, (resource, patient, source) in sorted(self.rows.items()):
+            record = self.exchanges.records.get(source.removeprefix("exchange:"))
+            if (
+                ref.startswith("Patient/")
+                and patient in patient_ids
+                and record is not None
+                and not self._stored_by(source, other_than)
+            ):
+                found.append((record.partner_id, resource))
+        return found
 
 
 class InMemoryBreakerStore(_Bound):

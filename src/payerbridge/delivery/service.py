@@ -35,7 +35,7 @@ from payerbridge.delivery.model import (
 )
 from payerbridge.delivery.unit import DestinationUnit
 from payerbridge.exchange.model import DATA_ENDS
-from payerbridge.fhir.resources import iter_references
+from payerbridge.fhir.resources import is_member_record, iter_references
 from payerbridge.types import ExchangeId
 
 __all__ = [
@@ -111,11 +111,13 @@ def deliver_once(command: DeliverOnce, uow: DestinationUnit) -> datetime | None:
     total = sum(record.written.values())  # what this delivery wrote on earlier attempts
     held_count = 0
     for batch in uow.held.batches(record.subject):
-        # Judged whole (what a regular consent withholds spreads), labelled, then filtered.
+        # Judged whole (what a regular consent withholds spreads), labelled, then filtered;
+        # our Patient for a member is ours alone: never written over the plan's (ADR 0054).
         held = [
             r
             for r in labelled_together(batch, uow.segmentation)
-            if destination.types is None or r["resourceType"] in destination.types
+            if (destination.types is None or r["resourceType"] in destination.types)
+            and not is_member_record(r)
         ]
         transactions = _planned(uow, record, held, policy)
         held_count += len(held)

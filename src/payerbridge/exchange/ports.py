@@ -39,6 +39,7 @@ __all__ = [
     "ExchangeLedger",
     "ExchangeSearch",
     "ExchangeStore",
+    "HeldFor",
     "PartnerClient",
     "PartnerDirectory",
     "ProbeAnswer",
@@ -228,24 +229,48 @@ class ExchangeStore(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class HeldFor:
+    """One old payer's data about a client's member, as held: what every exchange of the
+    client for the member (``member_key``) with that partner stored (ADR 0054: removal
+    and comparison are per source, since every source shares the member's compartment)."""
+
+    client_id: str
+    member_key: str
+    partner_id: str
+
+
 class ReceivedStore(Protocol):
-    """Received data as held, for reconciling an answer with it (``exchange.received.reconcile``).
-    ``held_refs`` and ``remove`` run in the unit of work the store is bound to."""
+    """Received data as held, for reconciling an answer with it (``exchange.received``).
+    ``held_refs`` and ``remove`` run in the unit of work the store is bound to; the
+    others read before it begins (a unit's thread gets no second connection)."""
 
     def within(self, unit: UnitOfWork) -> Self:
         """This store reading and writing in ``unit``."""
         ...
 
-    def held_refs(self, patient_id: str) -> list[str]:
-        """The refs of received resources in our Patient's compartment, read in the unit."""
+    def held_refs(self, held_for: HeldFor) -> list[str]:
+        """The refs of what that old payer's exchanges for the member stored, in the unit."""
         ...
 
     def remove(self, refs: Sequence[str]) -> None: ...
 
     def with_identifiers(
-        self, patient_ids: Sequence[str], keys: Sequence[IdentifierKey]
+        self, patient_ids: Sequence[str], keys: Sequence[IdentifierKey], *, other_than: HeldFor
     ) -> list[dict[str, Any]]:
-        """The resources of the compartments that carry one of the business identifiers."""
+        """The resources of the compartments that carry one of the business identifiers,
+        but those ``other_than`` stored (the answer's own source)."""
+        ...
+
+    def plan_patients(self, member_id: str) -> list[dict[str, Any]]:
+        """The plan's own Patients (not received) carrying an identifier of this value."""
+        ...
+
+    def source_patients(
+        self, patient_ids: Sequence[str], *, other_than: HeldFor
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Received Patients in the compartments, by the partner that sent them, but
+        those ``other_than`` stored."""
         ...
 
 

@@ -6,6 +6,7 @@ __all__ = [
     "PATIENT_EXPORT_OPERATION",
     "PAYER_TO_PAYER_EXPORT",
     "MEMBER_MATCH_OUTCOME",
+    "RECORD_ROLE",
     "CONSENT_POLICY",
     "FHIR_VERSION",
     "HREX_TEMP",
@@ -44,6 +45,9 @@ CONSENT_DENY_REASON = "urn:payerbridge:consent-deny-reason"
 # In a $member-match 422: ``review`` says a person at the old payer is looking at the
 # match (a case is open), so the new payer waits instead of treating it as final.
 MEMBER_MATCH_OUTCOME = "urn:payerbridge:member-match-outcome"
+# What a resource is to our record: "member" tags the Patient we keep for a member the
+# plan holds no Patient for, every old payer's data about the member pointing to it (ADR 0054).
+RECORD_ROLE = "urn:payerbridge:record-role"
 CONSENT_POLICY = {"regular": f"{_POLICY_BASE}#regular", "sensitive": f"{_POLICY_BASE}#sensitive"}
 PDEX_PROVENANCE_PROFILE = "http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/pdex-provenance"
 PROVENANCE_SOURCE_FORMAT = (

@@ -13,11 +13,14 @@ from typing import Any
 
 import orjson
 
+from payerbridge.fhir.codes import RECORD_ROLE
+
 __all__ = [
     "COMPARTMENT_FIELD",
     "ID_PATTERN",
     "SUPPORTED_TYPES",
     "compartment_patient",
+    "is_member_record",
     "iter_references",
     "json_of",
     "references_of",
@@ -80,6 +83,17 @@ def compartment_patient(resource: dict[str, Any]) -> str | None:
                 return patient_id
         return None
     return _patient_id_of(value)
+
+
+def is_member_record(resource: Any) -> bool:
+    """Our Patient for a member the plan holds no Patient for (ADR 0054): ours alone, never
+    delivered as if it were the plan's."""
+    meta = resource.get("meta") if isinstance(resource, dict) else None
+    tags = meta.get("tag") if isinstance(meta, dict) else None
+    return isinstance(tags, list) and any(
+        isinstance(t, dict) and t.get("system") == RECORD_ROLE and t.get("code") == "member"
+        for t in tags
+    )
 
 
 # Leaves of parsed JSON: no reference can be inside them.

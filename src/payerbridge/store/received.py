@@ -1,6 +1,8 @@
-"""What the new payer holds of received data, for reconciling an answer with it: the
-resources in a member's compartment (to find those no longer sent), their removal, and
-the resources of other compartments carrying given business identifiers (conflicts).
+"""What the new payer holds of received data, for reconciling an answer with it: what
+one old payer's exchanges for a member stored (to find what it no longer sends), its
+removal, and what other sources hold in the member's compartments: resources carrying
+given business identifiers (conflicts), their Patients (differences), and the plan's own
+Patients carrying the member id (the one Patient, ADR 0054).
 
 Writes run in the unit of work the store is bound to (``within``, ADR 0051), on its
 DB-API cursor (as ``SqlMemberStore.write`` does, after the exchange's moves)."""
@@ -11,30 +13,46 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, and_, or_, select
+from sqlalchemy import Engine, and_, literal, not_, or_, select
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.elements import ColumnElement
 
 from payerbridge.exchange.model import IdentifierKey
+from payerbridge.exchange.ports import HeldFor
 from payerbridge.store.at_rest import at_rest
 from payerbridge.store.dbapi import DialectSql
 from payerbridge.store.members import ResourceSql, remove_rows
 from payerbridge.store.sealed_fields import RESOURCE_BODY
-from payerbridge.store.tables import fhir_resources, fhir_tokens
+from payerbridge.store.tables import exchanges, fhir_resources, fhir_tokens
 from payerbridge.store.unit_of_work import UnitBound
 
 __all__ = ["SqlReceivedStore"]
 
 # Received data only: ``payerbridge import`` writes its own sources, never reconciled.
 _RECEIVED_PREFIX = "exchange:"
+_RECEIVED_SOURCES = ("exchange:", "onboarding:")
 
 
 class ReceivedSql(DialectSql):
     def __init__(self, dialect: Dialect) -> None:
         super().__init__(dialect)
+        # A row's source names the exchange that wrote it last: those of one holder.
         self.held = self.sql(
-            f"SELECT ref FROM {fhir_resources.name} WHERE patient_id = :patient_id "
-            "AND source LIKE :prefix"
+            f"SELECT ref FROM {fhir_resources.name} WHERE source IN "
+            f"(SELECT '{_RECEIVED_PREFIX}' || id FROM {exchanges.name} WHERE "
+            "client_id = :client_id AND member_key = :member_key AND partner_id = :partner_id)"
         )
+
+
+def _stored_by(held_for: HeldFor) -> ColumnElement[bool]:
+    """Rows whose source is an exchange of ``held_for``."""
+    return fhir_resources.c.source.in_(
+        select(literal(_RECEIVED_PREFIX) + exchanges.c.id).where(
+            exchanges.c.client_id == held_for.client_id,
+            exchanges.c.member_key == held_for.member_key,
+            exchanges.c.partner_id == held_for.partner_id,
+        )
+    )
 
 
 class SqlReceivedStore(UnitBound):
@@ -42,13 +60,17 @@ class SqlReceivedStore(UnitBound):
         self._engine = engine
         self._reader = reader or engine
 
-    def held_refs(self, patient_id: str) -> list[str]:
-        """The refs of received resources in the compartment, read in the unit it is bound to."""
+    def held_refs(self, held_for: HeldFor) -> list[str]:
+        """The refs of what the holder's exchanges stored, read in the unit it is bound to."""
         sql_of = self._writing()
         cursor = sql_of.cursor()
         cursor.execute(
             ReceivedSql.of(sql_of.dialect).held,
-            {"patient_id": patient_id, "prefix": f"{_RECEIVED_PREFIX}%"},
+            {
+                "client_id": held_for.client_id,
+                "member_key": held_for.member_key,
+                "partner_id": held_for.partner_id,
+            },
         )
         return [str(row[0]) for row in cursor.fetchall()]
 
@@ -60,10 +82,10 @@ class SqlReceivedStore(UnitBound):
         remove_rows(sql_of.cursor(), ResourceSql.of(sql_of.dialect), refs)
 
     def with_identifiers(
-        self, patient_ids: Sequence[str], keys: Sequence[IdentifierKey]
+        self, patient_ids: Sequence[str], keys: Sequence[IdentifierKey], *, other_than: HeldFor
     ) -> list[dict[str, Any]]:
         """The resources in the compartments ``patient_ids`` that carry one of ``keys``
-        (type, identifier system, value)."""
+        (type, identifier system, value), but those ``other_than`` stored."""
         if not patient_ids or not keys:
             return []
         found: dict[str, dict[str, Any]] = {}
@@ -88,9 +110,62 @@ class SqlReceivedStore(UnitBound):
                         fhir_tokens.c.param == "identifier",
                         matches,
                         fhir_resources.c.patient_id.in_(list(patient_ids)),
+                        not_(_stored_by(other_than)),
                     )
                 ).all()
                 for row in rows:
                     if row.ref not in found:
                         found[row.ref] = orjson.loads(at.open(row.body, RESOURCE_BODY, row.ref))
         return [found[ref] for ref in sorted(found)]
+
+    def plan_patients(self, member_id: str) -> list[dict[str, Any]]:
+        """The plan's own Patients (loaded, not received) carrying an identifier whose
+        value is ``member_id``, in any system (the caller judges type and value)."""
+        at = at_rest(self._reader)
+        received = or_(*(fhir_resources.c.source.startswith(p) for p in _RECEIVED_SOURCES))
+        query = (
+            select(fhir_resources.c.ref, fhir_resources.c.body)
+            .join(fhir_tokens, fhir_tokens.c.ref == fhir_resources.c.ref)
+            .where(
+                fhir_tokens.c.resource_type == "Patient",
+                fhir_tokens.c.param == "identifier",
+                fhir_tokens.c.value_key == at.token_key(member_id),
+                not_(received),
+            )
+            .distinct()
+            .order_by(fhir_resources.c.ref)
+        )
+        with self._reader.connect() as connection:
+            rows = connection.execute(query).all()
+        return [orjson.loads(at.open(row.body, RESOURCE_BODY, row.ref)) for row in rows]
+
+    def source_patients(
+        self, patient_ids: Sequence[str], *, other_than: HeldFor
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Received Patients in the compartments with the partner whose exchange stored
+        them, but those ``other_than`` stored."""
+        if not patient_ids:
+            return []
+        at = at_rest(self._reader)
+        query = (
+            select(fhir_resources.c.ref, fhir_resources.c.body, exchanges.c.partner_id)
+            .join(exchanges, fhir_resources.c.source == literal(_RECEIVED_PREFIX) + exchanges.c.id)
+            .where(
+                fhir_resources.c.patient_id.in_(list(patient_ids)),
+                fhir_resources.c.resource_type == "Patient",
+                not_(
+                    and_(
+                        exchanges.c.client_id == other_than.client_id,
+                        exchanges.c.member_key == other_than.member_key,
+                        exchanges.c.partner_id == other_than.partner_id,
+                    )
+                ),
+            )
+            .order_by(fhir_resources.c.ref)
+        )
+        with self._reader.connect() as connection:
+            rows = connection.execute(query).all()
+        return [
+            (str(row.partner_id), orjson.loads(at.open(row.body, RESOURCE_BODY, row.ref)))
+            for row in rows
+        ]

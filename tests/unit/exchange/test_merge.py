@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from payerbridge.exchange.received.merge import (
+    MemberFacts,
+    choose_member_patient,
     demographic_differences,
+    identity_conflicts,
     member_patient_id,
+    member_record,
+    merged,
     repoint,
     source_patient,
 )
+from payerbridge.exchange.received.normalize import NormalizedBundle
 from payerbridge.exchange.received.reconcile import Holder, stale_refs
+from payerbridge.fhir.codes import V2_0203
+from payerbridge.fhir.resources import compartment_patient, is_member_record
 
 _ids = st.text(alphabet="abc123", min_size=1, max_size=4)
 _npis = st.lists(st.from_regex(r"1[0-9]{9}", fullmatch=True), min_size=1, max_size=4, unique=True)
@@ -121,3 +130,100 @@ def test_differences_name_paths_and_sources_never_values() -> None:
     assert "Springfield" not in str(d.to_json()) and "Shelbyville" not in str(d.to_json())
     born = demographic_differences([("1", {"birthDate": "1970"}), ("2", {"birthDate": "1971"})])
     assert born[0].is_identity
+
+
+_dates = st.sampled_from(["2024-03-01", "2019-07-15", "1980-01-31"])
+_genders = st.sampled_from(["female", "male", "unknown", None])
+
+
+def _plan_patient(pid: str, member_id: str, born: str, gender: str | None) -> dict[str, Any]:
+    patient: dict[str, Any] = {
+        "resourceType": "Patient",
+        "id": pid,
+        "birthDate": born,
+        "identifier": [
+            {
+                "type": {"coding": [{"system": V2_0203, "code": "MB"}]},
+                "system": "https://plan/member-id",
+                "value": member_id,
+            }
+        ],
+    }
+    if gender is not None:
+        patient["gender"] = gender
+    return patient
+
+
+@given(
+    family=st.lists(st.tuples(_dates, _genders), min_size=0, max_size=4),
+    born=_dates,
+    gender=_genders,
+)
+def test_the_plan_patient_is_chosen_only_when_exactly_one_is_the_member(
+    family: list[tuple[str, str | None]], born: str, gender: str | None
+) -> None:
+    """A family on one card (the same member id on every Patient, a newborn on her
+    sister's): the plan's Patient is chosen only when exactly one agrees with what the
+    plan said of its member; every other case keeps the data apart under ours."""
+    holder = Holder("client", "M1", "1234567893")
+    found = [_plan_patient(f"p{n}", "M1", b, g) for n, (b, g) in enumerate(family)]
+    choice = choose_member_patient(holder, MemberFacts("M1", born, gender), found)
+    known = {"female", "male"}
+
+    def agrees(b: str, g: str | None) -> bool:
+        return b == born and (g not in known or gender not in known or g == gender)
+
+    agreeing = [f"p{n}" for n, (b, g) in enumerate(family) if agrees(b, g)]
+    if len(agreeing) == 1:
+        assert (choice.patient_id, choice.how) == (agreeing[0], "plan")
+    else:
+        assert choice.patient_id == member_patient_id(holder, ())[0]
+        assert choice.patient_id not in {p["id"] for p in found}
+        expected = "derived-ambiguous" if agreeing else "derived-mismatch"
+        assert choice.how == (expected if family else "derived-none")
+
+
+def test_a_patient_with_the_member_id_untyped_or_of_another_value_is_not_the_member() -> None:
+    holder = Holder("client", "M1", "1234567893")
+    untyped = {**_plan_patient("p1", "M1", "2024-03-01", None), "identifier": [{"value": "M1"}]}
+    other = _plan_patient("p2", "M10", "2024-03-01", None)
+    choice = choose_member_patient(holder, MemberFacts("M1", "2024-03-01", None), [untyped, other])
+    assert choice.how == "derived-none"
+
+
+def test_merged_keeps_provenance_targets_and_links_the_source_patient() -> None:
+    holder = Holder("client", "M1", "1234567893")
+    choice = choose_member_patient(holder, MemberFacts("M1", "2024-03-01", "female"), [])
+    record = member_record(choice, "M1", "https://us/NamingSystem/member-id")
+    source = holder.our_id("Patient/p")
+    resources = [
+        {"resourceType": "Patient", "id": source},
+        {"resourceType": "Coverage", "id": "c", "beneficiary": {"reference": f"Patient/{source}"}},
+        {"resourceType": "Provenance", "id": "v", "target": [{"reference": f"Patient/{source}"}]},
+    ]
+    normalized = NormalizedBundle(
+        [(r, compartment_patient(r)) for r in resources], source, Counter(), Counter(), 0
+    )
+    kept = merged(normalized, choice, record)
+    one = choice.patient_id
+    assert {c for _, c in kept.resources} == {one}  # one compartment
+    by_type = {r["resourceType"]: r for r, _ in kept.resources[:3]}
+    assert by_type["Coverage"]["beneficiary"] == {"reference": f"Patient/{one}"}
+    assert by_type["Provenance"]["target"] == [{"reference": f"Patient/{source}"}]
+    assert by_type["Patient"]["link"][0]["other"] == {"reference": f"Patient/{one}"}
+    ours = kept.resources[-1][0]
+    assert is_member_record(ours) and not is_member_record(by_type["Patient"])
+    assert "birthDate" not in ours and "name" not in ours  # demographics stay with sources
+    assert kept.refs == {f"Patient/{source}", "Coverage/c", "Provenance/v", f"Patient/{one}"}
+
+
+def test_only_birth_date_and_gender_differences_are_conflicts() -> None:
+    found = demographic_differences(
+        [
+            ("a", {"id": "1", "birthDate": "1970-01-01", "telecom": [{"value": "1"}]}),
+            ("b", {"id": "2", "birthDate": "1971-01-01", "telecom": [{"value": "2"}]}),
+        ]
+    )
+    (conflict,) = identity_conflicts(found, {"a": "Patient/1", "b": "Patient/2"}, "k" * 40)
+    assert conflict.paths == ("birthDate",) and conflict.refs == ("Patient/1", "Patient/2")
+    assert conflict.sources == ("a", "b") and conflict.resource_type == "Patient"

@@ -81,12 +81,12 @@ BUNDLE = orjson.dumps(
 def _ports(client: FakePartnerClient, clock: FakeClock) -> ExchangeUnit:
     audit = InMemoryAuditLog()
     ids = itertools.count(1)
-    exchanges, writer, consents, breakers = (
+    exchanges, consents, breakers = (
         InMemoryExchangeStore(),
-        InMemoryResourceWriter(),
         InMemoryConsentStore(),
         InMemoryBreakerStore(),
     )
+    writer = InMemoryResourceWriter(exchanges)
     return ExchangeUnit(
         ExchangeWiring(
             transactions=InMemoryTransactions(audit, exchanges, writer, consents, breakers),
@@ -219,8 +219,15 @@ def test_proceed_takes_an_exchange_to_completed_with_one_audited_commit_per_hop(
     assert [operation for operation, _ in client.calls] == ["member-match", "everything"]
     assert all(key.startswith(exchange_id) for _, key in client.calls)
     written = ports.writer.written  # type: ignore[attr-defined]
-    kept = [r["resourceType"] for r in written[f"exchange:{exchange_id}"]]
-    assert kept == ["Patient", "Coverage", "Provenance"]  # received, with where it came from
+    stored = written[f"exchange:{exchange_id}"]
+    kept = [r["resourceType"] for r in stored]
+    # Received, with where it came from, and our Patient for the member (ADR 0054): the
+    # plan holds none, so the old payer's Patient is linked to ours and the rest points to it.
+    assert kept == ["Patient", "Coverage", "Provenance", "Patient"]
+    member = f"Patient/{stored[-1]['id']}"
+    assert record.imported_patient_id == stored[-1]["id"]
+    assert stored[0]["link"] == [{"other": {"reference": member}, "type": "seealso"}]
+    assert stored[1]["beneficiary"] == {"reference": member}
     actions = ports.audit.actions(exchange_id)  # type: ignore[attr-defined]
     assert actions.count("exchange.transition") == 9
     # Running it again changes nothing: the row says it is done.
@@ -594,8 +601,10 @@ def test_a_partial_answer_ends_partial_and_asking_again_updates_what_is_held() -
     assert done.error_code is None and done.replay_count == 1
     rows = writer.rows  # type: ignore[attr-defined]
     kinds = sorted(resource["resourceType"] for resource, _, _ in rows.values())
-    assert kinds == ["Coverage", "Patient", "Provenance"]  # the old Coverage removed
-    assert len(set(rows) - held) == 1  # the new Coverage; Patient and receipt updated
+    # The old Coverage removed; the old payer's Patient, ours for the member and the
+    # receipt updated.
+    assert kinds == ["Coverage", "Patient", "Patient", "Provenance"]
+    assert len(set(rows) - held) == 1  # the new Coverage
 
 
 def test_another_old_payer_that_disagrees_about_an_identifier_ends_in_conflict() -> None:
@@ -611,7 +620,8 @@ def test_another_old_payer_that_disagrees_about_an_identifier_ends_in_conflict()
     record = ports.exchanges.get(second)
     (conflict,) = record.transitions[-1].detail["completeness"]["conflicts"]  # type: ignore[index]
     assert conflict["resource_type"] == "Coverage" and conflict["paths"] == ["status"]
-    assert record.imported_patient_id != ports.exchanges.current(first).imported_patient_id
+    # One Patient for the member, whichever old payer sent what (ADR 0054).
+    assert record.imported_patient_id == ports.exchanges.current(first).imported_patient_id
     assert record.error_code == "conflict"
 
 

@@ -12,20 +12,32 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from payerbridge.exchange.received.reconcile import Holder, differing_paths
+from payerbridge.exchange.received.normalize import NormalizedBundle
+from payerbridge.exchange.received.reconcile import Conflict, Holder, differing_paths
+from payerbridge.fhir import codes
 from payerbridge.fhir.resources import rewrite_references
 
 __all__ = [
     "DEMOGRAPHIC_FIELDS",
+    "MEMBER_KEY",
     "Difference",
+    "MemberChoice",
+    "MemberFacts",
+    "choose_member_patient",
     "demographic_differences",
+    "identity_conflicts",
     "member_patient_id",
+    "member_record",
+    "merged",
     "repoint",
     "source_patient",
 ]
+
+# The "identifier" identity conflicts are grouped by: the member itself (its key, hashed).
+MEMBER_KEY = "urn:payerbridge:member-key"
 
 # What a person is, compared between sources' Patients (FHIR R4 Patient elements).
 DEMOGRAPHIC_FIELDS = ("name", "birthDate", "gender", "address", "telecom", "identifier")
@@ -42,6 +54,119 @@ def member_patient_id(holder: Holder, plan_patient_ids: Sequence[str]) -> tuple[
     how = "derived-none" if not plan_patient_ids else "derived-ambiguous"
     digest = hashlib.sha256(f"{holder.member_key}\n#member".encode()).hexdigest()[:40]
     return digest, how
+
+
+@dataclass(frozen=True)
+class MemberFacts:
+    """What the plan said of its member when it asked (the exchange request): its member
+    id on the new card, birth date (ISO) and gender."""
+
+    member_id: str
+    birth_date: str
+    gender: str | None
+
+
+@dataclass(frozen=True)
+class MemberChoice:
+    """The one Patient an exchange's data is kept under, and how it was chosen: ``plan``
+    (the plan's own Patient), ``derived-none`` (the plan holds none with the member id),
+    ``derived-ambiguous`` (more than one agrees), ``derived-mismatch`` (those with the
+    member id are another person: birth date or gender differ)."""
+
+    patient_id: str
+    how: str
+    plan_patient: Mapping[str, Any] | None = None
+
+    @property
+    def is_plan(self) -> bool:
+        return self.how == "plan"
+
+    def to_json(self) -> dict[str, str]:
+        return {"patient": f"Patient/{self.patient_id}", "how": self.how}
+
+
+def _member_ids(patient: Mapping[str, Any]) -> set[str]:
+    """The values of the Patient's member identifiers (typed v2-0203#MB)."""
+    found = set()
+    for identifier in patient.get("identifier") or ():
+        if not isinstance(identifier, dict) or not isinstance(identifier.get("value"), str):
+            continue
+        kind = identifier.get("type")
+        codings = kind.get("coding") if isinstance(kind, dict) else None
+        if any(
+            isinstance(c, dict) and c.get("system") == codes.V2_0203 and c.get("code") == "MB"
+            for c in codings or ()
+        ):
+            found.add(identifier["value"])
+    return found
+
+
+def _agrees(patient: Mapping[str, Any], member: MemberFacts) -> bool:
+    """Same birth date, and the same gender where both say one: the member id alone is
+    shared by a family on many cards (a newborn on her sister's)."""
+    if patient.get("birthDate") != member.birth_date:
+        return False
+    theirs, ours = patient.get("gender"), member.gender
+    known = {"male", "female", "other"}
+    return theirs not in known or ours not in known or theirs == ours
+
+
+def choose_member_patient(
+    holder: Holder, member: MemberFacts, found: Sequence[Mapping[str, Any]]
+) -> MemberChoice:
+    """Our one Patient for the member: the plan's own when exactly one of the plan's
+    Patients ``found`` carries the member id (typed MB, exact value) and agrees on birth
+    date and gender; else one derived from the member key (fail closed, ADR 0054)."""
+    carriers = [p for p in found if member.member_id in _member_ids(p)]
+    agreeing = [p for p in carriers if _agrees(p, member)]
+    if len(agreeing) == 1 and isinstance(agreeing[0].get("id"), str):
+        return MemberChoice(agreeing[0]["id"], "plan", agreeing[0])
+    derived, _ = member_patient_id(holder, ())
+    if not carriers:
+        return MemberChoice(derived, "derived-none")
+    return MemberChoice(derived, "derived-ambiguous" if agreeing else "derived-mismatch")
+
+
+def member_record(choice: MemberChoice, member_id: str, system: str | None) -> dict[str, Any]:
+    """Our Patient for a member the plan holds none for: the member id alone (the plan's
+    word), tagged ours; demographics stay on the sources' Patients, which link to it."""
+    identifier: dict[str, Any] = {
+        "type": {"coding": [{"system": codes.V2_0203, "code": "MB"}]},
+        "value": member_id,
+    }
+    if system:
+        identifier["system"] = system
+    return {
+        "resourceType": "Patient",
+        "id": choice.patient_id,
+        "meta": {"tag": [{"system": codes.RECORD_ROLE, "code": "member"}]},
+        "identifier": [identifier],
+        "active": True,
+    }
+
+
+def merged(
+    normalized: NormalizedBundle, choice: MemberChoice, record: Mapping[str, Any] | None
+) -> NormalizedBundle:
+    """The answer kept under the one Patient: every resource in its compartment, every
+    reference to the old payer's Patient re-pointed to it, but Provenance (its targets
+    name what it is about: the old payer's Patient among them) and the old payer's
+    Patient itself, kept as a source record linked to it; ``record``: our Patient for
+    the member, when the plan has none."""
+    member, source = choice.patient_id, normalized.patient_id
+    sources = frozenset({source})
+    resources: list[tuple[dict[str, Any], str | None]] = []
+    for resource, _ in normalized.resources:
+        if resource["resourceType"] == "Provenance":
+            kept = dict(resource)
+        elif resource["resourceType"] == "Patient" and resource.get("id") == source:
+            kept = source_patient(resource, member)
+        else:
+            kept = repoint(resource, sources, member)
+        resources.append((kept, member))
+    if record is not None:
+        resources.append((dict(record), member))
+    return replace(normalized, resources=resources)
 
 
 def repoint(
@@ -98,6 +223,25 @@ class Difference:
             "sources": list(self.sources),
             "identity": self.is_identity,
         }
+
+
+def identity_conflicts(
+    differences: Sequence[Difference], refs: Mapping[str, str], member_key: str
+) -> list[Conflict]:
+    """The differences that may mean another person (birth date, gender) as conflicts
+    about the member: ``refs`` names each source's Patient (source → our ref)."""
+    return [
+        Conflict(
+            resource_type="Patient",
+            identifier_system=MEMBER_KEY,
+            identifier_sha256=member_key[:16],
+            refs=tuple(sorted({refs[s] for s in d.sources if s in refs})),
+            sources=d.sources,
+            paths=d.paths,
+        )
+        for d in differences
+        if d.is_identity
+    ]
 
 
 def demographic_differences(

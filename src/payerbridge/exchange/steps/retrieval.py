@@ -3,11 +3,12 @@ or its searches where the route chose them) and kept under our ids with Provenan
 
 The payload, the resources and received → normalized → its end commit together. The
 end is ``completed``, ``partial`` (the answer lacked something: ``NormalizedBundle.gaps``)
-or ``conflict`` (sources disagree; both kept). The resources are reconciled with what we
-hold for the same client's member from the same old payer (``reconcile``): the same
-source identity updates the same row, and what a complete answer no longer sends is
-removed. An exchange found in ``received`` (its payload kept apart by an earlier build,
-or a restart between the two) is normalized from the payload kept.
+or ``conflict`` (sources disagree; both kept). The resources are kept under the member's
+one Patient (``one_patient``, ADR 0054) and reconciled with what we hold for the same
+client's member from the same old payer (``reconcile``): the same source identity
+updates the same row, and what a complete answer no longer sends is removed. An exchange
+found in ``received`` (its payload kept apart by an earlier build, or a restart between
+the two) is normalized from the payload kept.
 """
 
 from __future__ import annotations
@@ -48,17 +49,10 @@ from payerbridge.exchange.received.normalize import (
     Receipt,
     normalize_everything_bundle,
 )
-from payerbridge.exchange.received.reconcile import (
-    Conflict,
-    Holder,
-    conflicts_with_held,
-    end_reason,
-    end_state,
-    identifier_keys,
-    stale_refs,
-)
+from payerbridge.exchange.received.reconcile import Holder, end_reason, end_state, stale_refs
 from payerbridge.exchange.requests import request_from_document
 from payerbridge.exchange.steps.consent_checks import check_consent, refused
+from payerbridge.exchange.steps.one_patient import OnePatient, under_one_patient
 from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.routing.model import Partner
 from payerbridge.routing.route import SEARCH, read_data_path
@@ -84,13 +78,12 @@ class _Reading:
 @dataclass(frozen=True)
 class _Answer:
     """An old payer's answer normalized for one exchange, with what was read of it before
-    the commit that stores it: whom it is held for, where it disagrees with what other old
-    payers sent about the member, what changed after the exchange's ``since``."""
+    the commit that stores it: whom it is held for, under which Patient and where it
+    disagrees with the member's other sources (``one``), what changed after ``since``."""
 
     record: ExchangeRecord
     holder: Holder
-    normalized: NormalizedBundle
-    elsewhere: Sequence[Conflict]
+    one: OnePatient
     changed: dict[str, int]
 
 
@@ -260,22 +253,8 @@ def _answer(
     """The normalized answer with what is read of it before its commit (a unit's thread
     gets no second connection, ADR 0008)."""
     holder = holder_of(record, partner)
-    elsewhere = _held_conflicts(uow, record, holder, normalized)
-    return _Answer(record, holder, normalized, elsewhere, _changed(record, payload))
-
-
-def _held_conflicts(
-    uow: ExchangeUnit, record: ExchangeRecord, holder: Holder, normalized: NormalizedBundle
-) -> list[Conflict]:
-    """Where the answer disagrees with what other old payers sent about the member."""
-    keys = sorted({k for r, _ in normalized.resources for k in identifier_keys(r)})
-    if not keys:
-        return []
-    elsewhere = uow.exchanges.compartments_held(
-        record.client_id, holder.member_key, other_than=normalized.patient_id
-    )
-    held = uow.received.with_identifiers(elsewhere, keys)
-    return conflicts_with_held([r for r, _ in normalized.resources], held)
+    one = under_one_patient(uow, record, partner, holder, normalized)
+    return _Answer(record, holder, one, _changed(record, payload))
 
 
 def _store_normalized(
@@ -283,24 +262,23 @@ def _store_normalized(
 ) -> ExchangeState:
     """The resources reconciled with what is held, and ``before`` → normalized → its end
     from ``expected``, in ``uow``'s transaction; returns the end."""
-    record, holder, normalized, changed = (
-        answer.record,
-        answer.holder,
-        answer.normalized,
-        answer.changed,
-    )
+    record, holder, one, changed = answer.record, answer.holder, answer.one, answer.changed
+    normalized = one.normalized
     exchange_id = record.id
     at = uow.clock()
     gaps = normalized.gaps
-    conflicts = [*normalized.conflicts, *answer.elsewhere]
-    held = uow.received.held_refs(normalized.patient_id)
+    conflicts = [*normalized.conflicts, *one.conflicts]
+    held = uow.received.held_refs(one.held_for)
     # An answer asked _since holds only what changed: what it leaves out still stands.
-    removed = stale_refs(held, normalized.refs, complete=not gaps and record.since is None)
+    stale = stale_refs(held, normalized.refs, complete=not gaps and record.since is None)
+    removed = [ref for ref in stale if ref != one.kept_always]
     ended = end_state(gaps, conflicts)
     reason = end_reason(gaps, conflicts) or _nothing_new(record, changed)
     completeness = {
         "gaps": [gap.to_json() for gap in gaps],
         "conflicts": [conflict.to_json() for conflict in conflicts],
+        "member_patient": one.choice.to_json(),
+        "differences": [difference.to_json() for difference in one.differences],
         "updated": len(set(held) & normalized.refs),
         "removed": removed[:200],
         "removed_count": len(removed),
@@ -312,7 +290,7 @@ def _store_normalized(
         "unresolved_references": normalized.unresolved_references,
     }
     kept = {
-        "imported_patient_id": normalized.patient_id,
+        "imported_patient_id": one.choice.patient_id,
         "resource_count": sum(normalized.counts.values()),
         "member_key": holder.member_key,
     }
