@@ -209,7 +209,19 @@ def test_an_exchange_moves_the_members_history_with_provenance(
     assert len(ours) == 1
     assert ours[0]["agent"][1]["who"]["identifier"]["value"] == info["platform"]["npi"]
     assert ours[0]["agent"][0]["who"]["identifier"]["value"] == info["payers"][0]["npi"]
-    assert f"Patient/{patient_id}" in {t["reference"] for t in ours[0]["target"]}
+    # The plan held no Patient for the member: the old payer's Patient is kept as the
+    # source it is, linked to ours for the member, which everything else points to.
+    (source,) = [r for r in resources if r["resourceType"] == "Patient"]
+    assert source["link"] == [{"other": {"reference": f"Patient/{patient_id}"}, "type": "seealso"}]
+    assert f"Patient/{source['id']}" in {t["reference"] for t in ours[0]["target"]}
+    assert exchange["completeness"]["member_patient"] == {
+        "patient": f"Patient/{patient_id}",
+        "how": "derived-none",
+    }
+    with_ours = stored_everything(new, patient_id, ours=True)["entry"]
+    by_id[f"Patient/{patient_id}"] = next(
+        e["resource"] for e in with_ours if e["resource"]["id"] == patient_id
+    )
     # The old payer's Provenance were kept, re-targeted to our ids.
     kept = [p for p in provenances if p is not ours[0] and p["meta"].get("source")]
     assert kept and all(t["reference"] in by_id for p in kept for t in p["target"])
@@ -229,16 +241,21 @@ def test_an_exchange_moves_the_members_history_with_provenance(
                 assert reference in by_id, reference
 
 
-def stored_everything(payer: ServerProcess, patient_id: str) -> dict[str, Any]:
+def stored_everything(
+    payer: ServerProcess, patient_id: str, *, ours: bool = False
+) -> dict[str, Any]:
     """What the payer holds of the member (its compartment and the shared resources it
-    reaches), as Bundle entries, read from its store."""
+    reaches), as Bundle entries, read from its store: what the old payers sent and our
+    Provenance, and with ``ours`` our Patient for the member (ADR 0054) too."""
     from payerbridge.consent.model import ConsentPolicy
     from payerbridge.disclosure.release import release
+    from payerbridge.fhir.resources import is_member_record
 
     with payer.platform() as platform:
         compartment = platform.members.compartment(patient_id)
         released = release(compartment, platform.members, ConsentPolicy.SENSITIVE)
-    return {"entry": [{"resource": r} for r in released.resources]}
+    kept = [r for r in released.resources if ours or not is_member_record(r)]
+    return {"entry": [{"resource": r} for r in kept]}
 
 
 def _references(node: Any) -> list[str]:

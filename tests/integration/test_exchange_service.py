@@ -91,7 +91,8 @@ def test_each_transition_commits_with_its_audit_event_and_steps_do_not_repeat(
     ]
     assert audit[0]["request_id"] == "r1" and audit[0]["actor"] == "tester"
     assert record.resource_count == 3  # Patient, Coverage and our Provenance
-    assert platform.members.count(source_prefix=f"exchange:{exchange_id}") == 3
+    # ... and our Patient for the member, which the plan held none for (ADR 0054).
+    assert platform.members.count(source_prefix=f"exchange:{exchange_id}") == 4
     assert "Garcia" not in orjson.dumps(audit).decode()
 
 
@@ -118,7 +119,7 @@ def test_retrieve_stores_payload_and_resources_in_one_commit_and_a_kept_payload_
         _advance(platform, unit, kept, ExchangeState.RETRIEVING, ExchangeState.RECEIVED)
     resumed = proceed(unit_with(ports, client=_NoCalls()), kept, _parse)
     assert resumed.state is ExchangeState.COMPLETED  # from the payload kept: no call
-    assert platform.members.count(source_prefix=f"exchange:{kept}") == 3
+    assert platform.members.count(source_prefix=f"exchange:{kept}") == 4
 
 
 def test_a_rejected_payload_fails_the_exchange_and_stores_nothing(platform: Platform) -> None:

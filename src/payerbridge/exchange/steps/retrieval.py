@@ -279,7 +279,7 @@ def _store_normalized(
         "conflicts": [conflict.to_json() for conflict in conflicts],
         "member_patient": one.choice.to_json(),
         "differences": [difference.to_json() for difference in one.differences],
-        "updated": len(set(held) & normalized.refs),
+        "updated": len(set(held) & normalized.refs - {one.kept_always}),  # received ones
         "removed": removed[:200],
         "removed_count": len(removed),
         **({"since": utc_iso(record.since), "changed": changed} if record.since else {}),
