@@ -10,11 +10,13 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from payerbridge.consent.labels import CONFIDENTIALITY
 from payerbridge.consent.model import ConsentPolicy
 from payerbridge.disclosure.release import release
+from payerbridge.fhir.codes import V2_0203
 from payerbridge_tools.sandbox.generator import write_network
 from tests.builders import WITHHELD_UNDER_REGULAR
 from tests.e2e.test_bulk_export import ASYNC, files, finished
@@ -177,3 +179,144 @@ def test_the_plans_own_bulk_export_holds_every_member_it_received_records_for(
     with new.client_with(exchanged["other"]) as client:
         theirs = finished(client, client.get("/fhir/Patient/$export", headers=ASYNC))
     assert not [f for f in theirs["output"] if f["type"] == "Patient"]  # no consent: nobody
+
+
+SECOND_NPI = "1679576722"
+
+
+def _second_old_payer(
+    module_server: Callable[..., ServerProcess],
+    network: Path,
+    new: ServerProcess,
+    switcher: dict[str, Any],
+    tmp_path: Path,
+) -> ServerProcess:
+    """Another old payer that covered the same member, whose address and phone for her
+    are not the first one's: a partner of the new payer, which it trusts."""
+    info = orjson.loads((network / "network.json").read_bytes())
+    lines = (network / info["payers"][0]["file"]).read_bytes().splitlines()
+    moved = []
+    for line in lines:
+        resource = orjson.loads(line)
+        if resource["resourceType"] == "Patient" and resource["id"] == switcher["old_patient_id"]:
+            resource["address"] = [{"line": ["1 Elm St"], "city": "Akron", "state": "OH"}]
+            resource["telecom"] = [{"system": "phone", "value": "330-555-0101"}]
+        moved.append(orjson.dumps(resource))
+    (tmp_path / "second.ndjson").write_bytes(b"\n".join(moved))
+    second = module_server(
+        "second",
+        env={"PAYERBRIDGE_ORG_NAME": "Second Old Plan", "PAYERBRIDGE_ORG_NPI": SECOND_NPI},
+        import_files=[tmp_path / "second.ndjson"],
+    )
+    second.trust(new, "platform", npi=info["platform"]["npi"])
+    with new.client() as client:
+        partner = {
+            "id": "second-plan",
+            "name": "Second Old Plan",
+            "npi": SECOND_NPI,
+            "base_url": second.fhir_base,
+            "client_id": "platform",
+        }
+        assert client.post("/partners", json=partner).status_code == 201
+    return second
+
+
+def _plans_own_record(new: ServerProcess, request: dict[str, Any], tmp_path: Path) -> None:
+    """What the plan already held for the member: her Patient (the member id on her new
+    card, typed MB) and her Coverage, loaded as the plan loads its own data."""
+    member = request["member"]
+    patient = {
+        "resourceType": "Patient",
+        "id": "plan-m1",
+        "identifier": [
+            {
+                "type": {"coding": [{"system": V2_0203, "code": "MB"}]},
+                "system": "https://plan.example/member-id",
+                "value": request["new_coverage"]["member_id"],
+            }
+        ],
+        "name": [{"family": member["family"], "given": member["given"]}],
+        "birthDate": member["birth_date"],
+        "gender": member["gender"],
+    }
+    coverage = {
+        "resourceType": "Coverage",
+        "id": "plan-cov-m1",
+        "identifier": [{"system": "https://plan.example/coverage", "value": "C-M1"}],
+        "status": "active",
+        "beneficiary": {"reference": "Patient/plan-m1"},
+        "payor": [{"display": "the plan"}],
+    }
+    path = tmp_path / "plan.ndjson"
+    path.write_bytes(orjson.dumps(patient) + b"\n" + orjson.dumps(coverage))
+    with new.platform() as platform:
+        platform.import_member_files([path], progress=lambda _path, _size: None)
+
+
+def test_a_member_from_two_old_payers_the_plan_held_is_one_patient_with_every_source(
+    exchanged: dict[str, Any],
+    module_server: Callable[..., ServerProcess],
+    network: Path,
+    tmp_path: Path,
+) -> None:
+    """ADR 0054: both old payers' records land under the plan's own Patient for the
+    member; each old payer's Patient is kept, linked to it; what they say differently
+    about her is recorded, and her $everything holds all three sources."""
+    new, info = exchanged["new"], orjson.loads((network / "network.json").read_bytes())
+    switcher = switcher_to(network, 1)
+    second = _second_old_payer(module_server, network, new, switcher, tmp_path)
+    _plans_own_record(new, switcher["request"], tmp_path)
+    with new.client() as client:
+        first = wait_terminal(client, submit(client, switcher["request"]))
+        request = {**switcher["request"], "old_payer": "second-plan"}
+        then = wait_terminal(client, submit(client, request))
+    assert (first["state"], then["state"]) == ("completed", "completed"), then["completeness"]
+    for exchange in (first, then):
+        assert exchange["imported_patient_id"] == "plan-m1"
+        chosen = exchange["completeness"]["member_patient"]
+        assert chosen == {"patient": "Patient/plan-m1", "how": "plan"}
+    # A new address and phone is what moving means: recorded, by source, not a conflict.
+    differences = {d["field"]: d for d in then["completeness"]["differences"]}
+    assert {"address", "telecom"} <= set(differences)
+    assert {"payer-a", "second-plan"} <= set(differences["address"]["sources"])
+    assert not any(d["identity"] for d in differences.values())
+    assert "Akron" not in orjson.dumps(then).decode()  # names fields, never values
+
+    everything = _everything(new, exchanged["own"], "plan-m1")
+    by_key = {f"{r['resourceType']}/{r['id']}": r for r in everything}
+    assert {"Patient/plan-m1", "Coverage/plan-cov-m1"} <= set(by_key)
+    patients = [r for r in everything if r["resourceType"] == "Patient"]
+    assert len(patients) == 3  # the plan's, and each old payer's kept as its source
+    linked = [p for p in patients if p["id"] != "plan-m1"]
+    assert all(
+        p["link"] == [{"other": {"reference": "Patient/plan-m1"}, "type": "seealso"}]
+        for p in linked
+    )
+    assert "link" not in by_key["Patient/plan-m1"]  # the plan's own Patient is untouched
+    old_base = exchanged["old"].fhir_base
+    for exchange, base in ((first, old_base), (then, second.fhir_base)):
+        sent = [r for r in everything if (r.get("meta") or {}).get("source", "").startswith(base)]
+        # All but our receipt Provenance carry where the old payer kept them.
+        assert len(sent) == exchange["resource_count"] - 1, base
+    receipts = [
+        r
+        for r in everything
+        if r["resourceType"] == "Provenance"
+        and any(a["type"]["coding"][0]["code"] == "custodian" for a in r.get("agent", []))
+    ]
+    assert (
+        len({tuple(sorted(a["who"]["identifier"]["value"] for a in r["agent"])) for r in receipts})
+        == 2
+    )
+    assert {info["payers"][0]["npi"], SECOND_NPI} <= {
+        a["who"]["identifier"]["value"] for r in receipts for a in r["agent"]
+    }
+    # Everything else of the member points to the one Patient.
+    subjects = {
+        (r.get("patient") or r.get("subject") or r.get("beneficiary") or {}).get("reference")
+        for r in everything
+        if r["resourceType"] in ("ExplanationOfBenefit", "Coverage", "Condition")
+    }
+    assert subjects == {"Patient/plan-m1"}
+    with new.client_with(exchanged["other"]) as client:
+        assert client.get("/fhir/Patient/plan-m1/$everything").status_code == 403

@@ -227,3 +227,9 @@ def test_only_birth_date_and_gender_differences_are_conflicts() -> None:
     (conflict,) = identity_conflicts(found, {"a": "Patient/1", "b": "Patient/2"}, "k" * 40)
     assert conflict.paths == ("birthDate",) and conflict.refs == ("Patient/1", "Patient/2")
     assert conflict.sources == ("a", "b") and conflict.resource_type == "Patient"
+
+
+def test_a_source_that_says_no_gender_is_not_evidence_of_another_person() -> None:
+    found = demographic_differences([("a", {"gender": "female"}), ("b", {})])
+    assert [d.field for d in found] == ["gender"] and not found[0].is_identity
+    assert identity_conflicts(found, {"a": "Patient/1", "b": "Patient/2"}, "k" * 40) == []

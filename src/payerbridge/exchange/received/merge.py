@@ -205,16 +205,14 @@ def source_patient(patient: Mapping[str, Any], member_patient: str) -> dict[str,
 @dataclass(frozen=True)
 class Difference:
     """Two sources' Patients that say differently about one demographic field: the paths
-    and the sources (NPIs, or "plan"), never the values."""
+    and the sources (NPIs, partner ids, or "plan"), never the values. ``is_identity``: a
+    birth date or gender that both say and differ on, which may be another person, not a
+    move (one source saying none is not evidence of another person)."""
 
     field: str
     paths: tuple[str, ...]
     sources: tuple[str, ...]
-
-    @property
-    def is_identity(self) -> bool:
-        """Birth date or gender: may be another person, not a move."""
-        return self.field in _IDENTITY_FIELDS
+    is_identity: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -257,12 +255,17 @@ def demographic_differences(
     for name in DEMOGRAPHIC_FIELDS:
         paths: set[str] = set()
         sources: set[str] = set()
+        identity = False
         for n, (a_src, a) in enumerate(ordered):
             for b_src, b in ordered[n + 1 :]:
                 diff = differing_paths({name: a.get(name)}, {name: b.get(name)})
                 if diff:
                     paths.update(diff)
                     sources.update((a_src, b_src))
+                    both = a.get(name) is not None and b.get(name) is not None
+                    identity = identity or (name in _IDENTITY_FIELDS and both)
         if paths:
-            found.append(Difference(name, tuple(sorted(paths)[:20]), tuple(sorted(sources))))
+            found.append(
+                Difference(name, tuple(sorted(paths)[:20]), tuple(sorted(sources)), identity)
+            )
     return found

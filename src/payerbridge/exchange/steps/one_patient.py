@@ -100,13 +100,14 @@ def _identifier_conflicts(
     uow: ExchangeUnit, kept: NormalizedBundle, compartments: Sequence[str], held_for: HeldFor
 ) -> list[Conflict]:
     """Where the answer's business identifiers say differently from what the member's
-    other sources (the plan's own data among them) hold."""
-    resources = [r for r, _ in kept.resources if not is_member_record(r)]
+    other sources (the plan's own data among them) hold. Patients are compared as
+    demographics instead (``_patients``): the same SSN with a new address is a move."""
+    resources = [r for r, _ in kept.resources if r["resourceType"] != "Patient"]
     keys = sorted({k for r in resources for k in identifier_keys(r)})
     if not keys:
         return []
     held = uow.received.with_identifiers(compartments, keys, other_than=held_for)
-    return conflicts_with_held(resources, [r for r in held if not is_member_record(r)])
+    return conflicts_with_held(resources, [r for r in held if r["resourceType"] != "Patient"])
 
 
 def _patients(
