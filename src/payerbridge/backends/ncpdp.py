@@ -94,6 +94,11 @@ SEGMENTS = {
 }
 # The segments that speak for the whole transmission (before the first group).
 _TRANSMISSION_LEVEL = frozenset({"patient", "insurance"})
+# 103-A3's codes (named in a problem; anything else is not repeated).
+_TRANSACTION_CODES = frozenset(
+    ["E1", "B1", "B2", "B3", "C1", "C2", "C3", "D1", "N1", "N2", "N3"]
+    + ["P1", "P2", "P3", "P4", "S1", "S2", "S3"]
+)
 _CHUNK = 1 << 16
 
 
@@ -166,8 +171,10 @@ def _header(text: str, kinds: frozenset[str]) -> dict[str, str]:
         raise _Unreadable("not NCPDP Telecommunication D.0 (102-A2 is not D0)")
     if header["A3"] not in kinds:
         known = ", ".join(sorted(kinds))
-        code = header["A3"] if header["A3"].isalnum() else "?"
-        raise _Unreadable(f"transaction code {code} (103-A3) is not one this mapping reads ({known})")
+        code = header["A3"] if header["A3"] in _TRANSACTION_CODES else "?"
+        raise _Unreadable(
+            f"transaction code {code} (103-A3) is not one this mapping reads ({known})"
+        )
     return header
 
 

@@ -42,7 +42,9 @@ def insurance(cardholder: str = "M0000001", relationship: str = "1") -> str:
     return segment("04", ("C2", cardholder), ("C1", "GRP100"), ("C3", "001"), ("C6", relationship))
 
 
-def patient(first: str = "PAT", last: str = "DOE", birth: str = "19800214", gender: str = "2") -> str:
+def patient(
+    first: str = "PAT", last: str = "DOE", birth: str = "19800214", gender: str = "2"
+) -> str:
     return segment("01", ("CA", first), ("CB", last), ("C4", birth), ("C5", gender))
 
 
