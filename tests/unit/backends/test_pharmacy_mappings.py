@@ -181,6 +181,17 @@ def test_a_regular_consent_withholds_prep_and_moud_and_releases_the_other_fills(
     assert keys(everything.resources) == keys(records)
 
 
+def test_a_compound_with_a_sensitive_ingredient_is_withheld_under_regular() -> None:
+    """The ingredients' NDCs (item.detail) are judged like the item's own."""
+    mapping = load_mapping(D0)
+    body = (D0 / "examples/compound.d0").read_text().replace("00071015523", MOUD)
+    (compound,) = records(mapping, body)
+    assert compound["item"][0]["detail"][1]["productOrService"]["coding"][0]["code"] == MOUD
+    records_ = [{"resourceType": "Patient", "id": "p"}, compound]
+    regular = release(records_, Shared(), ConsentPolicy.REGULAR)
+    assert keys(regular.resources) == {"Patient/p"}
+
+
 def test_a_rebill_replaces_the_claim_it_rebills() -> None:
     mapping = load_mapping(D0)
     billed = transmission(a_fill("RX9", "00071015523"))
