@@ -261,7 +261,10 @@ def _transmissions(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
 
 
 def _split(buffer: bytes) -> list[bytes]:
-    return buffer.replace(b"\x03", b"\n").split(b"\n")
+    """Lines, a batch record's ETX ending one (with the line break after it, if any)."""
+    for end in (b"\x03\r\n", b"\x03\n", b"\x03"):
+        buffer = buffer.replace(end, b"\n")
+    return buffer.split(b"\n")
 
 
 def _unframed(piece: bytes) -> bytes | None:

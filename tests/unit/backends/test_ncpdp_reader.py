@@ -94,9 +94,10 @@ def test_lines_and_batch_framing() -> None:
         + "\x03"
     )
     framed = read(batch)
-    assert [i.key for i in framed if isinstance(i, SourceRecord)] == [
-        "1234567893|RX1|0|20260105",
-        "1234567893|RX2|0|20260105",
+    # Each batch record counts as a line: the header is 1, the trailer 4.
+    assert [(i.key, i.location.line) for i in framed if isinstance(i, SourceRecord)] == [
+        ("1234567893|RX1|0|20260105", 2),
+        ("1234567893|RX2|0|20260105", 3),
     ]
     assert not [i for i in framed if isinstance(i, RecordProblem)]
 
