@@ -24,7 +24,28 @@ def test_the_representative_scenarios_are_there() -> None:
         "source-down",
         "legacy-x12-csv",
         "two-sources-conflict",
+        "pharmacy-claims",
     } <= names
+
+
+def test_pharmacy_fills_go_under_regular_but_prep_and_moud() -> None:
+    """What the recorded pharmacy scenario released (checked against a live run above):
+    every fill of the member from both sources but her HIV PrEP and MOUD ones."""
+    (scenario,) = [s for s in SCENARIOS if s.name == "pharmacy-claims"]
+    released = orjson.loads(scenario.expected.read_bytes())["everything"]["resources"]
+    claims = {
+        r["identifier"][0]["value"]: {c["code"] for c in r["item"][0]["productOrService"]["coding"]}
+        for r in released
+        if r["resourceType"] == "ExplanationOfBenefit"
+    }
+    # Truvada (PrEP), Suboxone film and generic buprenorphine/naloxone (MOUD) stay back.
+    assert set(claims) == {
+        "1234567893-RX5000001-0-20250310",
+        "1234567893-RX5000002-4-20250407",
+        "PBM-0001",
+        "PBM-0003",
+    }
+    assert not {"61958070101", "12496120803", "00054018813"} & set().union(*claims.values())
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)

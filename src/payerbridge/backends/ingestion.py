@@ -137,7 +137,9 @@ def _with_provenance(batch: Batch, run: MappingRun, number: int, provenance: Pro
     for resource, member in batch.resources:
         if member is not None:
             by_member.setdefault(member, []).append(resource)
-    for member, targets in by_member.items():
+    for member, given in by_member.items():
+        # A record given again in the same batch (a reversal after its fill) is one target.
+        targets = list({(r["resourceType"], r["id"]): r for r in given}.values())
         seed = "\x1f".join((source_uri(run.source_id), run.file_digest, str(number), member))
         provenance_id = hashlib.sha256(seed.encode()).hexdigest()[:32]
         batch.resources.append(

@@ -152,7 +152,7 @@ class Mapping:
     directory: Path
     description: str
     source_format: str
-    input: str  # the reader: x12, csv, fixed-width, fhir
+    input: str  # the reader: x12, ncpdp, csv, fixed-width, fhir
     input_options: dict[str, Any]
     produces: frozenset[str]
     examples: list[Example]
@@ -421,7 +421,7 @@ def load_mapping(directory: Path) -> Mapping:
         )
     reader = manifest.get("input")
     if not isinstance(reader, str):
-        problems.append("input (the reader: x12, csv, fixed-width or fhir) is missing")
+        problems.append("input (the reader: x12, ncpdp, csv, fixed-width or fhir) is missing")
     produces = manifest.get("produces")
     if not isinstance(produces, list) or not produces:
         problems.append("produces (the resource types it gives) is missing")

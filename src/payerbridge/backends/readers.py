@@ -13,13 +13,14 @@ from typing import Any, BinaryIO
 import orjson
 
 from payerbridge.backends.model import Location, RecordProblem, SourceRecord
+from payerbridge.backends.ncpdp import read_ncpdp
 from payerbridge.backends.tabular import read_csv, read_fixed_width
 from payerbridge.errors import MappingError
 
 __all__ = ["READERS", "read_file", "read_stream"]
 
 Records = Iterator[SourceRecord | RecordProblem]
-READERS = ("x12", "csv", "fixed-width", "fhir")
+READERS = ("x12", "ncpdp", "csv", "fixed-width", "fhir")
 
 
 def read_file(kind: str, path: Path, options: dict[str, Any]) -> Records:
@@ -33,6 +34,9 @@ def read_stream(kind: str, stream: BinaryIO, name: str, options: dict[str, Any])
         # Imported when first needed: pyx12 loads its maps.
         x12 = importlib.import_module("payerbridge.backends.x12")
         yield from x12.read_x12(stream, name, options)
+        return
+    if kind == "ncpdp":  # bytes: its separators are control characters
+        yield from read_ncpdp(stream, name, options)
         return
     if kind not in READERS:
         raise MappingError(f"no reader '{kind[:40]}': the readers are {', '.join(READERS)}")
