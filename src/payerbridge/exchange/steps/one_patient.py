@@ -80,7 +80,7 @@ def under_one_patient(
     )
     compartments = sorted({choice.patient_id, *others})
     elsewhere = _identifier_conflicts(uow, kept, compartments, held_for)
-    patients = _patients(uow, kept, choice, compartments, held_for, partner)
+    patients = _patients(uow, kept, choice, compartments, held_for)
     differences = demographic_differences(patients)
     refs: dict[str, str] = {}
     for source, patient in patients:  # the first of each source, as compared
@@ -116,12 +116,11 @@ def _patients(
     choice: MemberChoice,
     compartments: Sequence[str],
     held_for: HeldFor,
-    partner: Partner,
 ) -> list[tuple[str, Mapping[str, Any]]]:
     """The sources' Patients for the member, by source (partner id, or ``plan``): this
     answer's, the other old payers', the plan's own."""
     ours = [
-        (partner.id, r)
+        (held_for.partner_id, r)
         for r, _ in kept.resources
         if r["resourceType"] == "Patient" and r.get("id") == kept.patient_id
     ]
