@@ -20,13 +20,19 @@ The expression sees the record's data and these functions besides JSONata's own:
 
 Every resource produced carries the mapping (``meta.tag``, with its version) and the
 source (``meta.source``); elements left empty are dropped, as FHIR requires.
+
+Two engines evaluate the one expression (ADR 0055): jsonatapy (Rust) for every record,
+and jsonata-python (the port of the reference implementation) for a record the first
+cannot map: its answer, or its error with the line of the expression, is the one given.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import re
+import threading
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -35,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonata  # type: ignore[import-untyped]
+import jsonatapy
 import orjson
 
 from payerbridge.errors import InvalidInput, MappingError
@@ -50,6 +57,8 @@ __all__ = [
     "RecordNotMapped",
     "source_uri",
 ]
+
+logger = logging.getLogger(__name__)
 
 MAPPING_TAG_SYSTEM = "https://payerbridge.dev/fhir/CodeSystem/mapping"
 BUILT_IN_MAPPINGS = Path(__file__).resolve().parent / "mappings"
@@ -156,7 +165,8 @@ class Mapping:
     input_options: dict[str, Any]
     produces: frozenset[str]
     examples: list[Example]
-    _expression: Any = field(repr=False)
+    _expression: Any = field(repr=False)  # the reference engine's
+    _fast: _FastExpression = field(repr=False)  # jsonatapy's
     _concept_maps: dict[str, _ConceptMap] = field(repr=False)
 
     @property
@@ -174,13 +184,22 @@ class Mapping:
         """The resources ``data`` (one record) gives; RecordNotMapped when it cannot.
         The expression sees ``$source`` and, for a live source's answer about one member,
         ``$patient``: the id of that member's Patient here."""
-        expression = self._expression
         bindings = {"source": source_id}
         if member is not None:  # unbound otherwise: ``$exists($patient)`` is false
             bindings["patient"] = member
         try:
             with _functions(self, namespace):
-                result = expression.evaluate(dict(data), bindings)
+                result = self._fast.expression().evaluate(data, bindings)
+        except ValueError:  # an error, or one of our functions refused: the reference says which
+            result = self._reference(data, bindings, namespace)
+        return [self._stamped(r, source_id) for r in _resources(result, self)]
+
+    def _reference(self, data: dict[str, Any], bindings: dict[str, Any], namespace: str) -> Any:
+        """What the reference engine gives the record, or the error it names (with the
+        expression's line), as RecordNotMapped."""
+        try:
+            with _functions(self, namespace):
+                result = self._expression.evaluate(dict(data), bindings)
         except RecordNotMapped:
             raise
         except jsonata.JException as exc:
@@ -188,7 +207,8 @@ class Mapping:
                 f"mapping {self.ref} failed on this record at {self._where(exc)}: {_brief(exc)}",
                 "processing",
             ) from None
-        return [self._stamped(r, source_id) for r in _resources(result, self)]
+        logger.warning("mapping engines differ", extra={"mapping": str(self.ref)})
+        return result
 
     def _stamped(self, resource: dict[str, Any], source_id: str) -> dict[str, Any]:
         kept: dict[str, Any] = _pruned(resource)
@@ -236,9 +256,9 @@ class Mapping:
         return dict(target)
 
 
-class _Namespace:
+class _Namespace(threading.local):
     """The functions an expression calls are bound per call; the mapping and source
-    namespace they need are set around ``evaluate``."""
+    namespace they need are set around ``evaluate``, in the thread that evaluates."""
 
     mapping: Mapping | None = None
     namespace: str = ""
@@ -362,6 +382,40 @@ def _compiled(path: Path) -> Any:
     return expression
 
 
+# A Python function's None is JSONata's null in jsonatapy but "undefined" in the reference
+# engine ($exists, "=", "&" and arrays tell them apart): our functions that may give
+# nothing are wrapped in JSONata lambdas that turn null into undefined (an unbound name).
+_FAST_PRELUDE = (
+    "($date := function($t, $f) {($r := $pbDate($t, $f); $r = null ? $pbNothing : $r)};"
+    " $translate := function($c, $m, $s) {($r := $pbTranslate($c, $m, $s);"
+    " $r = null ? $pbNothing : $r)};\n"
+)
+
+
+class _FastExpression:
+    """The expression compiled for jsonatapy once per thread that evaluates it: its
+    compiled form may not cross threads (a live source maps in the server's threads)."""
+
+    def __init__(self, text: str) -> None:
+        self._text = f"{_FAST_PRELUDE}({text}\n))"
+        self._local = threading.local()
+
+    def expression(self) -> Any:
+        compiled = getattr(self._local, "compiled", None)
+        if compiled is None:
+            compiled = jsonatapy.compile(self._text)
+            compiled.register("pbTranslate", _translate)
+            compiled.register("pbDate", _fast_date)
+            compiled.register("id", _derived_id)
+            self._local.compiled = compiled
+        return compiled
+
+
+def _fast_date(text: Any, field_name: Any) -> str | None:
+    """``$date`` with its field name left out (the lambda passes null for it)."""
+    return _date(text) if field_name is None else _date(text, field_name)
+
+
 def _concept_map(path: Path) -> _ConceptMap:
     try:
         document = orjson.loads(path.read_bytes())
@@ -463,6 +517,7 @@ def load_mapping(directory: Path) -> Mapping:
         produces=frozenset(str(t) for t in produces),
         examples=examples,
         _expression=_compiled(directory / "transform.jsonata"),
+        _fast=_FastExpression((directory / "transform.jsonata").read_text()),
         _concept_maps=concept_maps,
     )
 
