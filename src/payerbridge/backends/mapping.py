@@ -194,6 +194,22 @@ class Mapping:
             result = self._reference(data, bindings, namespace)
         return [self._stamped(r, source_id) for r in _resources(result, self)]
 
+    def engines_agree(self, data: dict[str, Any], *, source_id: str, namespace: str) -> bool:
+        """Whether both engines give the record the same answer (or both fail): what a
+        mapping's examples are held to (ADR 0055)."""
+        outcomes = []
+        bindings = {"source": source_id}
+        for engine in (self._fast.expression(), self._expression):
+            try:
+                with _functions(self, namespace):
+                    given = engine.evaluate(
+                        data if engine is not self._expression else dict(data), bindings
+                    )
+                outcomes.append(("gave", given))
+            except (ValueError, RecordNotMapped, jsonata.JException):
+                outcomes.append(("failed", None))
+        return outcomes[0] == outcomes[1]
+
     def _reference(self, data: dict[str, Any], bindings: dict[str, Any], namespace: str) -> Any:
         """What the reference engine gives the record, or the error it names (with the
         expression's line), as RecordNotMapped."""
