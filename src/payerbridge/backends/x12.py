@@ -44,6 +44,8 @@ import logging
 import re
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any, BinaryIO
 
@@ -56,12 +58,22 @@ from pyx12.map_walker import walk_tree  # type: ignore[import-untyped]
 
 from payerbridge.backends.model import Location, RecordProblem, SourceRecord
 from payerbridge.backends.x12_envelope import EnvelopeFaults, check_envelopes
+from payerbridge.backends.x12_findings import (
+    Weight,
+    element_weight,
+    missing_in_record,
+    reader_weight,
+    segment_weight,
+)
+from payerbridge.backends.x12_layout import Layout, LayoutError, NormalizedText
 from payerbridge.backends.x12_loops import LOOPS, composites
 from payerbridge.backends.x12_records import (
     KINDS,
     Frame,
     Kind,
     claim_id_of,
+    kind_of,
+    not_read_text,
     record_data,
     record_key,
     segment_json,
@@ -91,18 +103,7 @@ _ERRATA = frozenset(["005010X222A2", "005010X223A1", "005010X223A3"])
 _PSEUDO_LOOPS = frozenset(["ISA_LOOP", "GS_LOOP", "ST_LOOP", "HEADER", "DETAIL", "FOOTER"])
 _ENVELOPE = frozenset(["ISA", "IEA", "GS", "GE", "ST", "SE"])
 _SPOOL_BYTES = 16 * 1024 * 1024
-
-
-def kind_of(gs01: str, st01: str | None, gs08: str) -> str | None:
-    """What the reader calls a transaction: 834, 837P/I/D, 278; None when it does not
-    map it."""
-    if gs01 == "BE" and st01 in (None, "834") and gs08.startswith("005010X220"):
-        return "834"
-    if gs01 == "HC" and st01 in (None, "837"):
-        return {"005010X222": "837P", "005010X223": "837I", "005010X224": "837D"}.get(gs08[:10])
-    if gs01 == "HI" and st01 in (None, "278") and gs08.startswith("005010X217"):
-        return "278"
-    return None
+_MAX_WARNINGS = 50  # kept per loop (a loop with more is said to have more)
 
 
 @lru_cache(maxsize=8)
@@ -115,17 +116,19 @@ def read_x12(stream: BinaryIO, name: str, options: dict[str, Any]) -> Records:
     """The records of an X12 file, and the problems of what cannot be read."""
     seekable = _seekable(stream)
     start = seekable.tell()
-    text = _text(seekable)
     try:
-        faults = check_envelopes(text, name)
+        try:
+            with _normalized(seekable) as text:
+                faults = check_envelopes(text, name)
+                layout = text.layout
+        except LayoutError as exc:
+            where = Location(name, segment=1, segment_id="ISA")
+            yield RecordProblem(where, f"not an X12 interchange: {exc.reason}", "structure")
+            return
+        seekable.seek(start)
+        with _normalized(seekable) as text:
+            yield from _Reader(name, options, faults).read(text, layout)
     finally:
-        text.detach()
-    seekable.seek(start)
-    text = _text(seekable)
-    try:
-        yield from _Reader(name, options, faults).read(text)
-    finally:
-        text.detach()
         if seekable is not stream:
             seekable.close()
 
@@ -143,9 +146,15 @@ def _seekable(stream: BinaryIO) -> BinaryIO:
     return spool  # type: ignore[return-value]
 
 
-def _text(stream: BinaryIO) -> io.TextIOWrapper:
+@contextmanager
+def _normalized(stream: BinaryIO) -> Iterator[NormalizedText]:
+    """The stream's segments as pyx12 reads them (``x12_layout``)."""
     # latin-1 reads every byte: a character X12 does not allow is pyx12's to refuse.
-    return io.TextIOWrapper(stream, encoding="latin-1", newline="")
+    text = io.TextIOWrapper(stream, encoding="latin-1", newline="")
+    try:
+        yield NormalizedText(text)
+    finally:
+        text.detach()
 
 
 class _Reader:
@@ -171,11 +180,19 @@ class _Reader:
         self._composites: dict[int, frozenset[int]] = {}
         self._loops: dict[int, tuple[str, ...]] = {}
         self._position = 0
+        self.version = ""  # ISA12
+        # The envelope warnings (counts, control numbers) of the open ISA, GS and ST:
+        # every record under them carries them.
+        self.notes: dict[str, list[RecordProblem]] = {"isa": [], "gs": [], "st": []}
 
-    def read(self, text: io.TextIOWrapper) -> Records:
+    def read(self, text: NormalizedText, layout: Layout) -> Records:
         if self.faults.unreadable is not None:
             yield self.faults.unreadable
             return
+        for note in layout.notes():
+            # The file's layout: said at its first segment (its ISA).
+            where = Location(self.name, segment=1, segment_id="ISA")
+            yield RecordProblem(where, note, "structure", severity="warning", kind="layout")
         src = pyx12.x12file.X12Reader(text)
         segments = iter(src)
         while True:
@@ -243,10 +260,23 @@ class _Reader:
         }
         return sid in ends[self.skipping or "ISA"]
 
+    def _envelope_notes(self, level: str, position: int) -> Records:
+        """The warnings of the envelope opened at ``position`` (and none of the levels
+        under it yet): given once, and carried by each record under it."""
+        levels = ("isa", "gs", "st")
+        for under in levels[levels.index(level) :]:
+            self.notes[under] = []
+        self.notes[level] = list(self.faults.warnings.get(position, []))
+        yield from self.notes[level]
+
     def _isa(self, segment: Any, position: int) -> Records:
+        yield from self._envelope_notes("isa", position)
         self.node = self.control.getnodebypath("/ISA_LOOP/ISA")
         self.walker.forceWalkCounterToLoopStart("/ISA_LOOP", "/ISA_LOOP/ISA")
         self.isa = segment_json(_elements(segment, None, frozenset()), "ISA")
+        self.version = str(self.isa.get("ISA12", ""))
+        if self.version != "00501":
+            return  # named at its functional groups (GS08), which say more
         errors = [e for e in self.node.is_valid_errors(segment)[1]]
         if errors:
             for error in errors:
@@ -256,21 +286,16 @@ class _Reader:
 
     def _gs(self, segment: Any, position: int, src: Any) -> Records:
         src.pop_errors()
+        yield from self._envelope_notes("gs", position)
         gs01, gs08 = segment.get_value("GS01") or "", segment.get_value("GS08") or ""
         kind = kind_of(gs01, None, gs08)
         self.implementation = gs08
-        if kind is None or kind not in self.kinds:
-            what = f"GS01 {gs01[:2]}, GS08 {gs08[:12]}"
-            reads = ", ".join(sorted(self.kinds))
-            yield self._problem(
-                position,
-                "GS",
-                f"functional group ({what}) is not one this source reads ({reads}); "
-                "its transaction sets were skipped",
-                "not-supported",
-            )
+        unread = not_read_text(gs01, gs08, self.version, self.kinds)
+        if unread is not None:
+            yield self._problem(position, "GS", unread, "not-supported")
             self.skipping = "GS"
             return
+        assert kind is not None
         self.kind = KINDS[kind]
         map_file = MAPS.get(gs08)
         self.map = _map(map_file) if map_file else None
@@ -300,6 +325,7 @@ class _Reader:
     def _st(self, segment: Any, position: int, src: Any) -> Records:
         yield from self._end_transaction()
         src.pop_errors()
+        yield from self._envelope_notes("st", position)
         if self.kind is None:
             yield self._problem(
                 position, "ST", "the transaction set is not inside a functional group"
@@ -371,7 +397,11 @@ class _Reader:
             )
             owner = self._owner()
             for error in walk_errors:
-                yield from self._fault(owner, position, sid, walk_text(error, sid), "structure")
+                weight = segment_weight(str(error.err_cde), str(error.err_str))
+                text = walk_text(error, sid)
+                if node is None and str(error.err_cde) == "1":
+                    text += "; it is not read"
+                yield from self._fault(owner, position, sid, text, "structure", weight)
             if node is None:
                 return
             self.node = node
@@ -385,10 +415,15 @@ class _Reader:
         )
         owner = self._owner()
         for error in src.pop_errors():
-            yield from self._fault(owner, position, sid, _reader_text(error), "structure")
+            if error[0] in ("isa", "gs", "st"):
+                continue  # envelope errors: the first pass has them
+            weight = reader_weight(str(error[1]))
+            yield from self._fault(owner, position, sid, _reader_text(error), "structure", weight)
         if self.map is not None and sid not in _ENVELOPE:
             for error in self.node.is_valid_errors(segment)[1]:
-                yield from self._fault(owner, position, sid, element_text(error), "value")
+                code, ref = str(error.err_cde), str(error.refdes or "")
+                weight = element_weight(self.kind.name, code, ref, segment)
+                yield from self._fault(owner, position, sid, element_text(error), "value", weight)
         if sid == "SE":
             yield from self._end_transaction()
 
@@ -432,7 +467,8 @@ class _Reader:
             loop = table.hl_levels.get(level)
             if loop is None:
                 text = f"HL03 level code {level[:3]} is not one the {self.kind.name} TR3 defines"
-                yield from self._fault(self._owner(), position, sid, text, "value")
+                weight = Weight("record", "hierarchy")
+                yield from self._fault(self._owner(), position, sid, text, "value", weight)
                 loop = "HL"
             self._push(loop, sid).hl = segment.get_value("HL01") or ""
             return
@@ -467,6 +503,8 @@ class _Reader:
             self.stack[-1].child = None
 
     def _give(self, frame: Frame) -> Records:
+        """The record of the loop that closes, or why it is quarantined (the first
+        reason carries the record as read, for the quarantine)."""
         assert self.kind is not None
         kind = self.kind
         subscriber = subscriber_of(kind.name, frame.obj)
@@ -475,25 +513,34 @@ class _Reader:
         self.last_subscriber = (subscriber, ordinal)
         key = record_key(kind.name, self.stack, ordinal)
         where = Location(self.name, segment=frame.position, segment_id=frame.segment_id)
-        if frame.problems:
-            for position, sid, text, code in frame.problems:
-                yield RecordProblem(
-                    Location(self.name, segment=position, segment_id=sid), text, code, key
-                )
-            return
+        data = record_data(self.stack)
+        reasons = [
+            (Location(self.name, segment=position, segment_id=sid), text, code)
+            for position, sid, text, code in frame.problems
+        ]
         faulty = next((f for f in self.stack[:-1] if f.faulty_at is not None), None)
         if faulty is not None:
             what = f"loop {faulty.loop}" if faulty.loop else "the transaction set's header"
             text = f"{kind.noun} refused: {what} has errors (segment {faulty.faulty_at})"
-            yield RecordProblem(where, text, "structure", key)
-            return
+            reasons.append((where, text, "structure"))
         if kind.name.startswith("837") and not claim_id_of(frame.obj).strip():
             # pyx12 takes an element of spaces for a value; a claim with no id cannot be
             # told from another, nor kept under one (its key is the billing NPI and CLM01).
             text = f"{kind.noun} refused: its CLM01 (the claim's identifier) is blank"
-            yield RecordProblem(where, text, "value", key)
+            reasons.append((where, text, "value"))
+        missing = missing_in_record(kind.name, data) if not reasons else None
+        if missing is not None:
+            reasons.append((where, f"{kind.noun} refused: {missing}", "required"))
+        if reasons:
+            for index, (location, text, code) in enumerate(reasons):
+                held = data if index == 0 else None
+                yield RecordProblem(location, text, code, key, record=held)
             return
-        yield SourceRecord(kind.name, key, record_data(self.stack), where)
+        own = [replace(w, key=key) for w in frame.warnings]
+        yield from own
+        carried = [w for level in self.notes.values() for w in level]
+        carried += [w for f in self.stack[:-1] for w in f.warnings]
+        yield SourceRecord(kind.name, key, data, where, tuple(carried + own))
 
     def _owner(self) -> Frame:
         for frame in reversed(self.stack):
@@ -501,14 +548,28 @@ class _Reader:
                 return frame
         return self.stack[0]
 
-    def _fault(self, owner: Frame, position: int, sid: str, text: str, code: str) -> Records:
+    def _fault(
+        self, owner: Frame, position: int, sid: str, text: str, code: str, weight: Weight
+    ) -> Records:
+        """A finding in ``owner``'s loop: one that quarantines refuses its record (in a
+        context loop, every record under it); a warning is kept with the loop and, in
+        a context loop, given at once (its records carry it)."""
         assert self.kind is not None
-        if owner.chain and owner.loop == self.kind.record_loop:
-            owner.problems.append((position, sid, text, code))
+        is_record = owner.chain and owner.loop == self.kind.record_loop
+        if weight.quarantines:
+            if is_record:
+                owner.problems.append((position, sid, text, code))
+                return
+            if owner.faulty_at is None:
+                owner.faulty_at = position
+            yield self._problem(position, sid, text, code)
             return
-        if owner.faulty_at is None:
-            owner.faulty_at = position
-        yield self._problem(position, sid, text, code)
+        where = Location(self.name, segment=position, segment_id=sid or None)
+        warning = RecordProblem(where, text, code, severity="warning", kind=weight.kind)
+        if len(owner.warnings) < _MAX_WARNINGS:
+            owner.warnings.append(warning)
+        if not is_record:
+            yield warning
 
     def _broken(self, position: int, sid: str, exc: Exception) -> Records:
         """pyx12 failed on a segment: the rest of its transaction set is not read."""

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -105,10 +106,12 @@ def source_provenance(
     *,
     custodian: Organization,
     recorded: datetime,
+    warnings: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Where resources made from one of our own backends came from: the source, its
     format (PDex ``sourceFormat``) and the mapping version that made them, with us as
-    their custodian."""
+    their custodian; ``warnings``, what was read despite a defect of the source records
+    (texts without values), as extensions of the source entity."""
     mapping = made.mapping
     what = {
         "identifier": {"system": "urn:payerbridge:source", "value": made.source_id},
@@ -117,6 +120,9 @@ def source_provenance(
     custody = Custody(transmitter=custodian, custodian=custodian, recorded=recorded)
     provenance = _created_from(provenance_id, targets, custody, what, made.source_format)
     provenance["meta"]["tag"] = [mapping]
+    provenance["entity"][0]["extension"] += [
+        {"url": codes.SOURCE_WARNING_EXTENSION, "valueString": text[:500]} for text in warnings
+    ]
     return provenance
 
 
@@ -167,8 +173,12 @@ def provenance_by(us: Organization) -> ProvenanceOf:
         mapping: Mapping,
         source_id: str,
         recorded: datetime,
+        *,
+        warnings: Sequence[str] = (),
     ) -> dict[str, Any]:
         made = SourceMapping(source_id, mapping.source_format, mapping.tag)
-        return source_provenance(provenance_id, targets, made, custodian=us, recorded=recorded)
+        return source_provenance(
+            provenance_id, targets, made, custodian=us, recorded=recorded, warnings=warnings
+        )
 
     return provenance
