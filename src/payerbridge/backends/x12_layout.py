@@ -40,7 +40,7 @@ _BOM = "\xef\xbb\xbf"  # UTF-8's byte-order mark, read as latin-1
 _UTF16_BOMS = ("\xff\xfe", "\xfe\xff")
 _BREAKS = "\r\n"
 _BLANK = " \t\r\n\x0b\x0c"
-_CHUNK = 1 << 16
+_CHUNK = 1 << 11  # as pyx12 reads: memory stays flat whatever the file's size
 
 
 class LayoutError(ValueError):
