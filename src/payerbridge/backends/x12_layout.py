@@ -115,16 +115,18 @@ def read_isa(head: str) -> tuple[str, Separators, int]:
         used += 1
         if char not in _BREAKS:
             chars.append(char)
+    element = chars[3] if len(chars) > 3 else ""
+    offset = 3
+    for number, width in enumerate(_ISA_WIDTHS, 1):
+        if offset < len(chars) and chars[offset] != element:
+            # The separator before ISA<number> is not where it belongs: the element
+            # before it has the wrong width.
+            raise LayoutError(_width_reason("".join(chars), element, number - 1))
+        offset += width + 1
     if len(chars) < ISA_LENGTH - 1:
         raise LayoutError(f"the file ends inside its ISA ({len(chars)} of 106 characters)")
     terminator, used = _terminator(head, used)
     isa = "".join(chars) + terminator
-    element = isa[3]
-    offset = 3
-    for number, width in enumerate(_ISA_WIDTHS, 1):
-        if isa[offset] != element:
-            raise LayoutError(_width_reason(isa, element, number))
-        offset += width + 1
     separators = Separators(
         element=element,
         component=isa[104],
@@ -152,14 +154,13 @@ def _terminator(head: str, used: int) -> tuple[str, int]:
 
 
 def _width_reason(isa: str, element: str, number: int) -> str:
+    """Why an ISA is not fixed width: ISA<number> (1-16) is not as wide as it must be."""
     found = isa.split(element)
-    if number == 1 or len(found) <= number:
+    if number < 1 or len(found) <= number:
         return "its ISA does not have 16 elements within 106 characters"
-    width = len(found[number])
-    expected = _ISA_WIDTHS[number - 1]
     return (
-        f"its ISA is not fixed width: ISA{number:02d} is {width} characters where the "
-        f"standard fixes {expected}, so its separators cannot be read"
+        f"its ISA is not fixed width: ISA{number:02d} is {len(found[number])} characters "
+        f"where the standard fixes {_ISA_WIDTHS[number - 1]}, so its separators cannot be read"
     )
 
 
@@ -191,7 +192,8 @@ class NormalizedText(io.TextIOBase):
         isa, self.separators, used = read_isa(stripped)
         self._first = stripped[used:]
         self._segments = self._body()
-        self._buffer = isa + "\n"
+        # pyx12 stops at an empty line: no second line break after a line terminator.
+        self._buffer = isa if self.separators.is_line_terminated else isa + "\n"
 
     def readable(self) -> bool:
         return True
