@@ -531,13 +531,13 @@ class _Reader:
         missing = missing_in_record(kind.name, data) if not reasons else None
         if missing is not None:
             reasons.append((where, f"{kind.noun} refused: {missing}", "required"))
+        own = [replace(w, key=key) for w in frame.warnings]
+        yield from own  # said even of a refused record: often they say why
         if reasons:
             for index, (location, text, code) in enumerate(reasons):
                 held = data if index == 0 else None
                 yield RecordProblem(location, text, code, key, record=held)
             return
-        own = [replace(w, key=key) for w in frame.warnings]
-        yield from own
         carried = [w for level in self.notes.values() for w in level]
         carried += [w for f in self.stack[:-1] for w in f.warnings]
         yield SourceRecord(kind.name, key, data, where, tuple(carried + own))
