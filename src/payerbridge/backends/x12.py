@@ -1,34 +1,45 @@
 """X12 5010 interchanges read into records with pyx12 4.0.0: an 834's members, an 837's
 claims (837P, 837I, 837D), a 278's reviews (pure: from a stream, no database).
 
-The library is pyx12 (ADR 0031's note): segments come from its tokenizer
-(``x12file.X12Reader``: delimiters from ISA; ISA/IEA, GS/GE, ST/SE control numbers and
-counts; HL and 2400 LX numbering), are placed by its map walker (``map_walker``) and
-validated by its maps (``segment_if.is_valid_errors``: usage, lengths, code lists,
-dates), as its own ``x12n_document`` does, but segment by segment so that a file of any
-size reads in the same memory (no tree of the whole file is built). Maps: 834
-005010X220A1, 837P 005010X222A1 (its errata X222A2 read with it), 837I 005010X223A2
-(X223A1 and X223A3 read with it); pyx12 has none for the 5010 278 (X217) and 837D
-(X224A2), whose segments are placed by the loop tables of ``x12_loops`` after the same
-tokenizer and envelope checks (``validation`` says which in each record).
+The library is pyx12 (ADR 0031's note). The file is first read as it is written
+(``x12_layout``: separators from the ISA where the standard places them; a byte-order
+mark, blanks and line breaks around and inside segments tolerated and said as layout
+warnings). Segments then come from pyx12's tokenizer (``x12file.X12Reader``: ISA/IEA,
+GS/GE, ST/SE control numbers and counts; HL and 2400 LX numbering), are placed by its map
+walker (``map_walker``) and validated by its maps (``segment_if.is_valid_errors``: usage,
+lengths, code lists, dates), as its own ``x12n_document`` does, but segment by segment so
+that a file of any size reads in the same memory (no tree of the whole file is built).
+Maps: 834 005010X220A1, 837P 005010X222A1 (its errata X222A2 read with it), 837I
+005010X223A2 (X223A1 and X223A3 read with it); pyx12 has none for the 5010 278 (X217)
+and 837D (X224A2), whose segments are placed by the loop tables of ``x12_loops`` after
+the same tokenizer and envelope checks (``validation`` says which in each record).
 
 The JSON of a record is described in ``x12_records``. Positions count segments from 1
 at the file's first ISA; a record's ``location`` is its first segment.
 
-Errors and what they refuse:
+What each finding does (ADR 0056; ``x12_findings`` weighs them):
 
-- the file does not begin with a readable ISA: the file;
-- an envelope error (ISA/GS/ST elements, SE count or control number, GE/IEA count or
-  control number, a trailer missing, a control number used twice): the transaction set,
-  functional group or interchange it breaks, named at the segment where it was found;
-  the reader checks the envelopes in a first pass (the stream is spooled when it cannot
-  seek) so that no record of a broken envelope is ever given;
-- a functional group this reader does not map (835, 271...), or a kind the mapping does
-  not read (option ``kinds``): that group or those records, with one problem;
-- a segment or element error inside a record's loop (the 2300 loop of a claim and all
-  under it; an 834 2000 loop; a 278 2000E loop and its 2000F services): that record only;
-- an error in a context loop (an 837's 2000A/2000B/2000C and their 2010 loops, the
-  header): every record under it, each named, the error once at its segment.
+- the file has no readable ISA (none, not fixed width, separators that cannot be
+  told apart): the file, in one sentence naming why;
+- an envelope that cannot be trusted (ISA or GS elements, ST01 not the group's
+  transaction, a trailer missing so that records cannot be delimited): the
+  transaction set, functional group or interchange it breaks, named at the segment
+  where it was found; the reader checks the envelopes in a first pass (the stream is
+  spooled when it cannot seek) so that no record of a broken envelope is ever given;
+- a count (SE01, GE01, IEA01) or control number that disagrees, or one used twice: a
+  warning (kind ``count`` or ``control-number``), given once and carried by every record
+  of the envelope; the content is judged;
+- a version other than 5010, or a transaction the mapping does not read (835, 271,
+  an 837D where option ``kinds`` leaves it out): that group, named in one line;
+- a finding that changes a record's meaning (its identity, a date that is no date, a
+  claim without a service line, a missing loop that carries identity): that record is
+  refused, each reason at its segment, the first carrying the record as read (for the
+  quarantine); in a context loop (an 837's 2000A/2000B/2000C and their 2010 loops),
+  every record under it, each named, the error once at its segment;
+- any other finding (a ZIP+4 layout, a code's length or list, a segment out of the
+  guide's order, an element not used): a warning with its kind and position, given
+  before the record it is of (a context loop's: once, when found) and carried by it
+  (``SourceRecord.warnings``), which is mapped.
 
 Problem texts never repeat element values (they may be names or member ids): they name
 the segment, its position, the element (``DMG02``), the map's element name and X12 codes.

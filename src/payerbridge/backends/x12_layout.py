@@ -74,7 +74,6 @@ class Layout:
     empty_segments: int = 0  # two terminators in a row (dropped)
     unterminated_end: bool = False  # the last segment had no terminator
     leading_text: bool = False  # blank text before the ISA
-    segments: int = 1  # segments given (the ISA is the first)
 
     def notes(self) -> list[str]:
         """What an operator is told about the layout, one sentence each (no values)."""
@@ -243,6 +242,5 @@ class NormalizedText(io.TextIOBase):
             if inner != text:
                 self.layout.wrapped_segments += 1
                 text = inner
-        self.layout.segments += 1
         ending = "\n" if line_terminated else self.separators.segment + "\n"
         return text + ending
