@@ -192,6 +192,7 @@ class _Reader:
         self._loops: dict[int, tuple[str, ...]] = {}
         self._position = 0
         self.version = ""  # ISA12
+        self.component = ""  # ISA16
         # The envelope warnings (counts, control numbers) of the open ISA, GS and ST:
         # every record under them carries them.
         self.notes: dict[str, list[RecordProblem]] = {"isa": [], "gs": [], "st": []}
@@ -286,6 +287,7 @@ class _Reader:
         self.walker.forceWalkCounterToLoopStart("/ISA_LOOP", "/ISA_LOOP/ISA")
         self.isa = segment_json(_elements(segment, None, frozenset()), "ISA")
         self.version = str(self.isa.get("ISA12", ""))
+        self.component = str(self.isa.get("ISA16", ""))
         if self.version != "00501":
             return  # named at its functional groups (GS08), which say more
         errors = [e for e in self.node.is_valid_errors(segment)[1]]
@@ -434,7 +436,8 @@ class _Reader:
             for error in self.node.is_valid_errors(segment)[1]:
                 code, ref = str(error.err_cde), str(error.refdes or "")
                 weight = element_weight(self.kind.name, code, ref, segment)
-                yield from self._fault(owner, position, sid, element_text(error), "value", weight)
+                text = element_text(error, self.component)
+                yield from self._fault(owner, position, sid, text, "value", weight)
         if sid == "SE":
             yield from self._end_transaction()
 

@@ -5,6 +5,7 @@ on a large generated 837 (memory)."""
 from __future__ import annotations
 
 import io
+import re
 import tracemalloc
 from pathlib import Path
 
@@ -264,3 +265,39 @@ def test_memory_does_not_grow_with_the_number_of_claims(tmp_path: Path) -> None:
 def test_a_stream_that_cannot_seek_is_spooled_and_read() -> None:
     items = list(read_x12(GeneratedStream(claims_837(5, per_transaction=2)), "pipe.837", {}))
     assert [i.key for i in items] == [f"1497758544|C{n:07d}" for n in range(1, 6)]
+
+
+# A valid sample made to lose what one record means (its identity or its content): that
+# record is refused with the segment named, the others are read. (file, the change as a
+# regular expression and its replacement, the segment id named)
+BROKEN = [
+    (f"{LFH}/837_005010X223A3/two-claims-single-provider.837i", rb"CLM\*756049Q\*", b"CLM**", "CLM"),
+    (f"{LFH}/837_005010X223A3/two-claims-single-provider.837i", rb"(DTP\*472\*D8\*2005)04", rb"\g<1>13", "DTP"),
+    (f"{LFH}/837_005010X222A2/demo.example1.837", rb"LX\*1~.*(SE\*)", rb"\g<1>", "SE"),
+    ("azoner-pyx12/tests/834_deident_family.txt", rb"(DMG\*D8\*\d{4})\d\d", rb"\g<1>13", "DMG"),
+    ("azoner-pyx12/tests/834_deident_family.txt", rb"REF\*0F\*[^~]*~\s*", b"", "INS"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("sample", "pattern", "replacement", "named"), BROKEN)
+def test_a_broken_record_of_a_sample_is_refused_alone_naming_its_segment(
+    sample: str, pattern: bytes, replacement: bytes, named: str
+) -> None:
+    data = (DATA / sample).read_bytes()
+    broken = re.sub(pattern, replacement, data, count=1, flags=re.DOTALL)
+    assert broken != data
+    plain = [i for i in _read(data) if isinstance(i, SourceRecord)]
+    items = _read(broken)
+    errors = [i for i in items if isinstance(i, RecordProblem) and not i.is_warning]
+    refused = {p.key for p in errors}
+    assert len(refused) == 1 and None not in refused
+    assert any(p.location.segment_id == named for p in errors)
+    assert errors[0].record is not None  # held with the record as read
+    read = [i.key for i in items if isinstance(i, SourceRecord)]
+    assert len(read) == len(plain) - 1
+
+
+def test_a_body_that_uses_another_component_separator_is_said_so() -> None:
+    items = _read((DATA / LFH / "837_005010X223A3/out-of-network-repriced-claim.837i").read_bytes())
+    texts = [i.text for i in items if isinstance(i, RecordProblem)]
+    assert any("is '>' the component separator the file uses" in t for t in texts)
