@@ -130,6 +130,13 @@ def read_x12(stream: BinaryIO, name: str, options: dict[str, Any]) -> Records:
     try:
         try:
             with _normalized(seekable) as text:
+                if text.version not in ("00401", "00501"):
+                    # pyx12 reads no other version; 4010 is named at its groups (GS08).
+                    where = Location(name, segment=1, segment_id="ISA")
+                    version = re.sub(r"[^A-Za-z0-9]", "", text.version)
+                    reason = f"version {version} (ISA12) is not read; 5010 only"
+                    yield RecordProblem(where, reason, "not-supported")
+                    return
                 faults = check_envelopes(text, name)
                 layout = text.layout
         except LayoutError as exc:

@@ -189,6 +189,7 @@ class NormalizedText(io.TextIOBase):
         stripped = head.lstrip(_BLANK)
         self.layout.leading_text = len(stripped) != len(head)
         isa, self.separators, used = read_isa(stripped)
+        self.version = isa[84:89]  # ISA12
         self._first = stripped[used:]
         self._segments = self._body()
         # pyx12 stops at an empty line: no second line break after a line terminator.

@@ -136,3 +136,11 @@ def test_a_transaction_the_source_does_not_read_is_named_in_one_line() -> None:
     assert problem.text.startswith(
         "this functional group is an 837D dental claim (005010X224A2); this source reads 837I, 837P"
     )
+
+
+def test_an_interchange_version_pyx12_does_not_read_is_named_at_the_isa() -> None:
+    data = "".join(claims_837(1)).encode().replace(b"*00501*", b"*00601*", 1)
+    (problem,) = read_x12(io.BytesIO(data), "new.837", {})
+    assert isinstance(problem, RecordProblem) and problem.code == "not-supported"
+    assert problem.text == "version 00601 (ISA12) is not read; 5010 only"
+    assert problem.location.segment == 1
