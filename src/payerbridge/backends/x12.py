@@ -70,6 +70,7 @@ from pyx12.map_walker import walk_tree  # type: ignore[import-untyped]
 from payerbridge.backends.model import Location, RecordProblem, SourceRecord
 from payerbridge.backends.x12_envelope import EnvelopeFaults, check_envelopes
 from payerbridge.backends.x12_findings import (
+    RECORD,
     Weight,
     element_weight,
     missing_in_record,
@@ -114,7 +115,7 @@ _ERRATA = frozenset(["005010X222A2", "005010X223A1", "005010X223A3"])
 _PSEUDO_LOOPS = frozenset(["ISA_LOOP", "GS_LOOP", "ST_LOOP", "HEADER", "DETAIL", "FOOTER"])
 _ENVELOPE = frozenset(["ISA", "IEA", "GS", "GE", "ST", "SE"])
 _SPOOL_BYTES = 16 * 1024 * 1024
-_MAX_WARNINGS = 50  # kept per loop (a loop with more is said to have more)
+_MAX_WARNINGS = 50  # kept per loop; a record with more says how many more
 
 
 @lru_cache(maxsize=8)
@@ -488,7 +489,7 @@ class _Reader:
             loop = table.hl_levels.get(level)
             if loop is None:
                 text = f"HL03 level code {level[:3]} is not one the {self.kind.name} TR3 defines"
-                weight = Weight("record", "hierarchy")
+                weight = Weight(RECORD, "hierarchy")
                 yield from self._fault(self._owner(), position, sid, text, "value", weight)
                 loop = "HL"
             self._push(loop, sid).hl = segment.get_value("HL01") or ""
@@ -553,6 +554,11 @@ class _Reader:
         if missing is not None:
             reasons.append((where, f"{kind.noun} refused: {missing}", "required"))
         own = [replace(w, key=key) for w in frame.warnings]
+        if frame.more_warnings:
+            text = f"{frame.more_warnings} more warning(s) in this {kind.noun}, not listed"
+            own.append(
+                RecordProblem(where, text, "structure", key, severity="warning", kind="truncated")
+            )
         yield from own  # said even of a refused record: often they say why
         if reasons:
             for index, (location, text, code) in enumerate(reasons):
@@ -589,6 +595,8 @@ class _Reader:
         warning = RecordProblem(where, text, code, severity="warning", kind=weight.kind)
         if len(owner.warnings) < _MAX_WARNINGS:
             owner.warnings.append(warning)
+        elif is_record:
+            owner.more_warnings += 1
         if not is_record:
             yield warning
 

@@ -130,6 +130,7 @@ class Frame:
     # Warnings found in this loop's own segments (a context loop's apply to every
     # record under it).
     warnings: list[RecordProblem] = field(default_factory=list)
+    more_warnings: int = 0  # a record loop's warnings past those kept
 
     def add_segment(self, segment_id: str, value: dict[str, Any]) -> None:
         self.obj.setdefault(segment_id, []).append(value)
