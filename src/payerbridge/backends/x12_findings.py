@@ -140,7 +140,7 @@ def envelope_weight(level: str, code: str) -> Weight | None:
 def missing_in_record(kind: str, data: dict[str, Any]) -> str | None:
     """What a record lacks that it cannot mean anything without, as a reason (no
     values), or None: a claim without a service line or a member id, a member without a
-    subscriber identifier or a name."""
+    subscriber identifier or a name, a review without its member id or trace number."""
     if kind.startswith("837"):
         subscriber = _path(data, "2000A", "2000B", "2010BA")
         if not _qualified_value(subscriber, "NM1", None, "NM109"):
@@ -157,6 +157,24 @@ def missing_in_record(kind: str, data: dict[str, Any]) -> str | None:
             return "the member has no subscriber identifier (REF*0F)"
         if member is not None and not member.get("2100A"):
             return "the member has no name loop (2100A)"
+    if kind == "278":
+        return _missing_in_review(data)
+    return None
+
+
+def _missing_in_review(data: dict[str, Any]) -> str | None:
+    """A 278 event (2000E) without what names it or its member (pyx12 has no 278 map:
+    nothing else checks these)."""
+    subscriber = _path(data, "2000A", "2000B", "2000C", "2010C")
+    if not _qualified_value(subscriber, "NM1", None, "NM109"):
+        return "its subscriber has no member identifier (2010C NM109)"
+    holder = _path(data, "2000A", "2000B", "2000C")
+    event = _path(holder or {}, "2000D", "2000E") or _path(holder or {}, "2000E")
+    if event is not None and not (
+        _qualified_value(event, "TRN", None, "TRN02")
+        or _qualified_value(event, "HCR", None, "HCR02")
+    ):
+        return "the review has no trace number (TRN02) nor certification number (HCR02)"
     return None
 
 
