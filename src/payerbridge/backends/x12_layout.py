@@ -84,8 +84,8 @@ class Layout:
             found.append("blank text before the ISA (ignored)")
         if self.padded_segments:
             found.append(
-                f"{self.padded_segments} segment(s) with spaces or line breaks around them "
-                "beyond a line break after the terminator (ignored)"
+                f"{self.padded_segments} segment(s) with spaces, tabs or extra line breaks "
+                "around them (ignored)"
             )
         if self.wrapped_segments:
             found.append(
