@@ -161,6 +161,7 @@ class KeptSourceFiles:
                 "problems": report.problem_count,
                 "quarantined": report.held,
                 "records_quarantined": report.records_quarantined,
+                "records_not_mapped": report.records_not_mapped,
                 "warnings": sum(report.warnings.values()),
             },
         )
@@ -214,13 +215,13 @@ class KeptSourceFiles:
 
 
 def _note(report: FileReport, batch: Batch) -> None:
-    """Add a batch to the file's report: records read (those the reader refused whole
-    among them), mapped, and refused (read but not mapped: each has its reasons among
-    the problems); warnings by kind, the first hundred kept."""
-    read = batch.records + len(batch.quarantined)
-    report.records += read
+    """Add a batch to the file's report: records read, mapped, quarantined (refused
+    whole by the reader, held) and not mapped (refused by the mapping), the reasons of
+    both among the problems; warnings by kind, the first hundred kept."""
+    report.records += batch.records + len(batch.quarantined)
     report.mapped += batch.mapped
-    report.records_quarantined += read - batch.mapped
+    report.records_quarantined += len(batch.quarantined)
+    report.records_not_mapped += batch.records - batch.mapped
     report.counts.update(batch.counts)
     report.held += len(batch.held)
     report.problem_count += len(batch.problems)

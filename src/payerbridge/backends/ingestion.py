@@ -230,7 +230,10 @@ class FileReport:
     problem_count: int = 0
     problems: list[RecordProblem] = field(default_factory=list)
     mapped: int = 0  # records that gave their resources
-    records_quarantined: int = 0  # records refused whole (their reasons are problems)
+    # Records the reader refused whole, held in the quarantine, and records the mapping
+    # refused (an unknown local code...): the reasons of both are among the problems.
+    records_quarantined: int = 0
+    records_not_mapped: int = 0
     warnings: Counter[str] = field(default_factory=Counter)  # by kind
     warning_examples: list[RecordProblem] = field(default_factory=list)  # the first 100
     changes: Counter[str] = field(default_factory=Counter)  # added, changed, unchanged, removed
@@ -249,6 +252,7 @@ class FileReport:
             "records": self.records,
             "records_mapped": self.mapped,
             "records_quarantined": self.records_quarantined,
+            "records_not_mapped": self.records_not_mapped,
             "resources": dict(sorted(self.counts.items())),
             "quarantined": self.held,
             "problem_count": self.problem_count,

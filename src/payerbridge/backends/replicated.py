@@ -76,6 +76,7 @@ def _event(unit: UnitOfWork, actor: str, action: str, report: FileReport) -> Aud
             "records": report.records,
             "records_mapped": report.mapped,
             "records_quarantined": report.records_quarantined,
+            "records_not_mapped": report.records_not_mapped,
             "warnings": dict(sorted(report.warnings.items())),
             "resources": dict(sorted(report.counts.items())),
             "problems": report.problem_count,

@@ -227,8 +227,9 @@ def _print_reports(reports, as_json: bool) -> None:  # type: ignore[no-untyped-d
             continue
         err.print(
             f"[green]mapped[/green] {report.name} with {report.mapping}: {report.records} "
-            f"record(s) read, {report.mapped} mapped, {report.records_quarantined} refused, "
-            f"{sum(report.counts.values())} resource(s), {report.held} quarantined, "
+            f"record(s) read, {report.mapped} mapped, {report.records_quarantined} "
+            f"quarantined by record, {report.records_not_mapped} not mapped, "
+            f"{sum(report.counts.values())} resource(s), {report.held} held in quarantine, "
             f"{report.problem_count} problem(s)"
         )
         for problem in report.problems:
