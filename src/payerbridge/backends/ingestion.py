@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from payerbridge.backends.mapping import Mapping, RecordNotMapped, source_uri
 from payerbridge.backends.model import HeldIssue, RecordProblem, SourceId, SourceRecord, ToHold
@@ -39,6 +39,7 @@ __all__ = [
     "HoldResources",
     "IndexMembers",
     "Intake",
+    "MadeFromSource",
     "MappingRun",
     "Resource",
     "conflict",
@@ -58,20 +59,22 @@ MAX_REPORTED_WARNINGS = 100
 MAX_PROVENANCE_WARNINGS = 20  # the texts one Provenance carries (the rest are counted)
 
 
-class ProvenanceOf(Protocol):
-    """Builds the source Provenance of ``targets``; ``warnings`` are the texts of what
-    was read despite a defect in the records they came from (no values)."""
+@dataclass(frozen=True)
+class MadeFromSource:
+    """What a source Provenance says: resources (``targets``) a mapping made from a
+    source's records, recorded when; ``warnings``, the texts of what was read despite a
+    defect of those records (no values)."""
 
-    def __call__(
-        self,
-        provenance_id: str,
-        targets: list[Resource],
-        mapping: Mapping,
-        source_id: str,
-        recorded: datetime,
-        *,
-        warnings: Sequence[str] = (),
-    ) -> Resource: ...
+    provenance_id: str
+    targets: list[Resource]
+    mapping: Mapping
+    source_id: str
+    recorded: datetime
+    warnings: Sequence[str] = ()
+
+
+# Builds the source Provenance of what a mapping made.
+ProvenanceOf = Callable[[MadeFromSource], Resource]
 
 
 @dataclass(frozen=True)
@@ -204,10 +207,10 @@ def _with_provenance(batch: Batch, run: MappingRun, number: int, provenance: Pro
         seed = "\x1f".join((source_uri(run.source_id), run.file_digest, str(number), member))
         provenance_id = hashlib.sha256(seed.encode()).hexdigest()[:32]
         warnings = list(batch.member_warnings.get(member, {}))[:MAX_PROVENANCE_WARNINGS]
-        made = provenance(
-            provenance_id, targets, run.mapping, run.source_id, run.recorded, warnings=warnings
+        made = MadeFromSource(
+            provenance_id, targets, run.mapping, run.source_id, run.recorded, warnings
         )
-        batch.resources.append((made, member))
+        batch.resources.append((provenance(made), member))
         batch.counts["Provenance"] += 1
     return batch
 

@@ -422,7 +422,7 @@ class _Reader:
                 text = walk_text(error, sid)
                 if node is None and str(error.err_cde) == "1":
                     text += "; it is not read"
-                yield from self._fault(owner, position, sid, text, "structure", weight)
+                yield from self._fault(owner, position, sid, text, weight)
             if node is None:
                 return
             self.node = node
@@ -439,13 +439,13 @@ class _Reader:
             if error[0] in ("isa", "gs", "st"):
                 continue  # envelope errors: the first pass has them
             weight = reader_weight(str(error[1]))
-            yield from self._fault(owner, position, sid, _reader_text(error), "structure", weight)
+            yield from self._fault(owner, position, sid, _reader_text(error), weight)
         if self.map is not None and sid not in _ENVELOPE:
             for error in self.node.is_valid_errors(segment)[1]:
                 code, ref = str(error.err_cde), str(error.refdes or "")
                 weight = element_weight(self.kind.name, code, ref, segment)
                 text = element_text(error, self.component)
-                yield from self._fault(owner, position, sid, text, "value", weight)
+                yield from self._fault(owner, position, sid, text, weight)
         if sid == "SE":
             yield from self._end_transaction()
 
@@ -489,8 +489,8 @@ class _Reader:
             loop = table.hl_levels.get(level)
             if loop is None:
                 text = f"HL03 level code {level[:3]} is not one the {self.kind.name} TR3 defines"
-                weight = Weight(RECORD, "hierarchy")
-                yield from self._fault(self._owner(), position, sid, text, "value", weight)
+                weight = Weight(RECORD, "hierarchy", "value")
+                yield from self._fault(self._owner(), position, sid, text, weight)
                 loop = "HL"
             self._push(loop, sid).hl = segment.get_value("HL01") or ""
             return
@@ -575,13 +575,12 @@ class _Reader:
                 return frame
         return self.stack[0]
 
-    def _fault(
-        self, owner: Frame, position: int, sid: str, text: str, code: str, weight: Weight
-    ) -> Records:
+    def _fault(self, owner: Frame, position: int, sid: str, text: str, weight: Weight) -> Records:
         """A finding in ``owner``'s loop: one that quarantines refuses its record (in a
         context loop, every record under it); a warning is kept with the loop and, in
         a context loop, given at once (its records carry it)."""
         assert self.kind is not None
+        code = weight.code
         is_record = owner.chain and owner.loop == self.kind.record_loop
         if weight.quarantines:
             if is_record:

@@ -43,6 +43,7 @@ WARNING = "warning"
 class Weight:
     severity: str  # RECORD or WARNING
     kind: str  # what an ingest report groups warnings by
+    code: str = "structure"  # the OperationOutcome issue code: structure, or value
 
     @property
     def quarantines(self) -> bool:
@@ -93,10 +94,10 @@ def element_weight(kind: str, code: str, refdes: str, segment: Any) -> Weight:
     qualifier = str(_value(segment, 1))[:3]
     identity = _IDENTITY.get(_family(kind), frozenset())
     if ref in identity or f"{ref}@{qualifier}" in identity:
-        return Weight(RECORD, found)
+        return Weight(RECORD, found, "value")
     if code in ("8", "9"):
-        return Weight(RECORD, found)  # a date or time that is none: the meaning is gone
-    return Weight(WARNING, found)
+        return Weight(RECORD, found, "value")  # a date or time that is none: the meaning is gone
+    return Weight(WARNING, found, "value")
 
 
 def segment_weight(code: str, text: str) -> Weight:
