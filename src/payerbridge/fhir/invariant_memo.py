@@ -63,10 +63,10 @@ def projection_of(expression: str) -> Projection | None:
             names = names[1:]  # a type name (``ExplanationOfBenefit.item``)
         if names and not (len(names) == 1 and names[0] in _KEYWORDS):
             ends.add(tuple(names))
-    for names in sorted(ends, key=len):
+    for path in sorted(ends, key=len):
         node = tree
-        for depth, name in enumerate(names):
-            if depth and node == {} and names[:depth] in ends:
+        for depth, name in enumerate(path):
+            if depth and node == {} and path[:depth] in ends:
                 break  # an ancestor is read whole
             node = node.setdefault(name, {})
     return tree
