@@ -314,10 +314,11 @@ class Settings(BaseSettings):
     )
     sources_file: Path | None = Field(
         default=None,
-        description="The sources file (TOML): the plan's backends the old payer answers "
-        "from, each with its mapping version, replicated or live (ADR 0031). Default: "
-        "sources.toml in the data dir when it exists; else only the built-in store.",
+        description="The sources file (TOML): the plan's backends, each with its mapping "
+        "version (ADR 0031). Default: sources.toml in the data dir, else the built-in store.",
     )
+    ingest_parallel_bytes: int = Field(default=2_000_000, ge=0, description="A source file "
+        "this large is read on a second process while it is mapped (0: never).")  # fmt: skip
     sensitive_code_sets: Path | None = Field(
         default=None,
         description="A JSON file of sensitive codes and categories added to the shipped "
@@ -514,8 +515,7 @@ class Settings(BaseSettings):
         ge=1,
         description="A console session ends this long after sign-in, however active.",
     )
-    # Metrics (ADR 0032): /metrics behind the operator scope, and optionally a listener
-    # of their own for a scraper on a private network.
+    # Metrics (ADR 0032): /metrics behind the operator scope, and a listener of their own.
     metrics_port: int | None = Field(
         default=None,
         ge=1,

@@ -34,6 +34,7 @@ from payerbridge.backends.ingestion import (
 )
 from payerbridge.backends.mapping import Mapping
 from payerbridge.backends.model import MappedResource, NewSourceFile
+from payerbridge.backends.parallel import SecondProcess, read_on_second_process
 from payerbridge.backends.ports import SourceFileStore
 from payerbridge.backends.readers import read_stream
 from payerbridge.backends.sources import ReplicatedSourceSpec
@@ -74,11 +75,13 @@ class KeptSourceFiles:
         *,
         compartment_of: Callable[[Resource], str | None],
         new_id: Callable[[], str],
+        second: SecondProcess | None = None,
     ) -> None:
         self.store = store
         self.intake = intake
         self.compartment_of = compartment_of
         self.new_id = new_id
+        self.second = second  # when a large file is read on a second process
 
     def ingest(
         self, unit: UnitOfWork, spec: ReplicatedSourceSpec, mapping: Mapping, name: str, body: bytes
@@ -126,18 +129,19 @@ class KeptSourceFiles:
         self, unit: UnitOfWork, spec: ReplicatedSourceSpec, name: str, body: bytes, run: _FileRun
     ) -> None:
         mapping, report = run.mapping, run.report
-        batches = map_batches(
-            read_stream(mapping.input, io.BytesIO(body), name, mapping.input_options),
-            MappingRun(
-                mapping,
-                spec.id,
-                spec.namespace,
-                file_digest=report.sha256,
-                recorded=unit.now,
-                compartment_of=self.compartment_of,
-            ),
-            self.intake,
+        if self.second is not None and self.second.applies(len(body)):
+            records = read_on_second_process(mapping.input, body, name, mapping.input_options)
+        else:
+            records = read_stream(mapping.input, io.BytesIO(body), name, mapping.input_options)
+        mapping_run = MappingRun(
+            mapping,
+            spec.id,
+            spec.namespace,
+            file_digest=report.sha256,
+            recorded=unit.now,
+            compartment_of=self.compartment_of,
         )
+        batches = map_batches(records, mapping_run, self.intake)
         for batch in batches:
             _note(report, batch)
             if batch.held:

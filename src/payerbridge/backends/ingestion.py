@@ -48,6 +48,8 @@ __all__ = [
     "ProvenanceOf",
     "hold_in",
     "map_batches",
+    "map_record",
+    "with_provenance",
     "refuse_to_hold",
 ]
 
@@ -137,34 +139,41 @@ def map_batches(
         if isinstance(item, RecordProblem):
             _note_problem(batch, item)
             continue
-        batch.records += 1
-        try:
-            produced = run.mapping.apply(
-                item.data, source_id=run.source_id, namespace=run.namespace, member=run.member
-            )
-        except RecordNotMapped as exc:
-            batch.problems.append(RecordProblem(item.location, exc.text, exc.code, key=item.key))
-            continue
-        batch.mapped += 1
-        texts = [str(w) for w in item.warnings]
-        for resource in produced:
-            # As it will be served: the profiles that require meta.lastUpdated see it.
-            resource["meta"]["lastUpdated"] = stamp
-            issues = intake.check(resource)
-            if issues:
-                batch.held.append(Held(resource, issues, item.key, str(item.location)))
-                continue
-            member = run.compartment_of(resource)
-            batch.resources.append((resource, member))
-            batch.counts[resource["resourceType"]] += 1
-            if texts and member is not None:
-                batch.member_warnings.setdefault(member, {}).update(dict.fromkeys(texts))
+        map_record(batch, item, run, intake.check, stamp)
         if batch.records >= size:
-            yield _with_provenance(batch, run, number, intake.provenance)
+            yield with_provenance(batch, run, number, intake.provenance)
             number += 1
             batch = Batch()
     if batch.records or batch.problems or batch.warnings:
-        yield _with_provenance(batch, run, number, intake.provenance)
+        yield with_provenance(batch, run, number, intake.provenance)
+
+
+def map_record(
+    batch: Batch, item: SourceRecord, run: MappingRun, check: ProfileCheck, stamp: str
+) -> None:
+    """One record mapped into ``batch``: its resources checked, kept or held."""
+    batch.records += 1
+    try:
+        produced = run.mapping.apply(
+            item.data, source_id=run.source_id, namespace=run.namespace, member=run.member
+        )
+    except RecordNotMapped as exc:
+        batch.problems.append(RecordProblem(item.location, exc.text, exc.code, key=item.key))
+        return
+    batch.mapped += 1
+    texts = [str(w) for w in item.warnings]
+    for resource in produced:
+        # As it will be served: the profiles that require meta.lastUpdated see it.
+        resource["meta"]["lastUpdated"] = stamp
+        issues = check(resource)
+        if issues:
+            batch.held.append(Held(resource, issues, item.key, str(item.location)))
+            continue
+        member = run.compartment_of(resource)
+        batch.resources.append((resource, member))
+        batch.counts[resource["resourceType"]] += 1
+        if texts and member is not None:
+            batch.member_warnings.setdefault(member, {}).update(dict.fromkeys(texts))
 
 
 def _note_problem(batch: Batch, problem: RecordProblem) -> None:
@@ -198,7 +207,7 @@ class RecordIssue:
     text: str
 
 
-def _with_provenance(batch: Batch, run: MappingRun, number: int, provenance: ProvenanceOf) -> Batch:
+def with_provenance(batch: Batch, run: MappingRun, number: int, provenance: ProvenanceOf) -> Batch:
     by_member: dict[str, list[Resource]] = {}
     for resource, member in batch.resources:
         if member is not None:

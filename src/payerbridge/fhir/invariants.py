@@ -60,7 +60,7 @@ _DOM_3 = "contained.where((('#'+id in (%resource.descendants().reference"
 _CONTAINED = ("dom-2", "dom-4", "dom-5")
 
 # Distinct inputs remembered per invariant before the memo starts again.
-_MEMO_SIZE = 20_000
+_MEMO_SIZE = 2_000
 
 
 class _Memo:

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from payerbridge.backends.files import KeptSourceFiles
 from payerbridge.backends.ingestion import Intake, hold_in
 from payerbridge.backends.live import LiveSources
+from payerbridge.backends.parallel import SecondProcess
 from payerbridge.backends.service import SourceIngestion
 from payerbridge.backends.sources import Sources
 from payerbridge.bulk.unit import BulkRules, BulkUnit
@@ -276,7 +277,11 @@ def plan_backends(
 
     intake = Intake(profiles.check, hold, provenance_by(us), index)
     files = KeptSourceFiles(
-        SqlSourceFiles(stores.engine), intake, compartment_of=compartment_patient, new_id=new_id
+        SqlSourceFiles(stores.engine),
+        intake,
+        compartment_of=compartment_patient,
+        new_id=new_id,
+        second=SecondProcess(settings.ingest_parallel_bytes),
     )
     live = LiveSources(
         sources,
