@@ -16,7 +16,7 @@ from tests.unit.backends.x12_files import claims_837
 
 def test_the_second_process_gives_what_reading_here_gives() -> None:
     text = "".join(claims_837(600, per_transaction=200))  # two hand-overs
-    broken = text.replace("CLM*C0000700*", "CLM**", 1)  # a refused record among them
+    broken = text.replace("CLM*C0000300*", "CLM**", 1)  # a refused record among them
     body = broken.encode()
     here = list(read_stream("x12", io.BytesIO(body), "claims.837", {}))
     there = list(read_on_second_process("x12", body, "claims.837", {}))
