@@ -199,6 +199,7 @@ HELD_ON_PURPOSE = {
     ("fhir-server-quirks@1.0.0", "refused", "Observation"): "no status, and none is knowable",
     ("x12-278-prior-auth@1.0.0", "denied", "ExplanationOfBenefit"): "a 278 has no CARC reason",
     ("x12-837-eob@1.0.0", "dental", "ExplanationOfBenefit"): "an 837D has no network status",
+    ("x12-837-eob@1.1.0", "dental", "ExplanationOfBenefit"): "an 837D has no network status",
 }
 
 
