@@ -103,6 +103,7 @@ def map_batches(
     batch = Batch()
     number = 0
     stamp = utc_iso(run.recorded)
+    context: Any = None  # what the records before left (mapping.py: context.jsonata)
     for item in records:
         if isinstance(item, RecordProblem):
             batch.problems.append(item)
@@ -110,8 +111,13 @@ def map_batches(
         batch.records += 1
         try:
             produced = run.mapping.apply(
-                item.data, source_id=run.source_id, namespace=run.namespace, member=run.member
+                item.data,
+                source_id=run.source_id,
+                namespace=run.namespace,
+                member=run.member,
+                context=context,
             )
+            context = run.mapping.carried(item.data, context, namespace=run.namespace)
         except RecordNotMapped as exc:
             batch.problems.append(RecordProblem(item.location, exc.text, exc.code, key=item.key))
             continue

@@ -5,6 +5,7 @@ A mapping is a directory an analyst can review without reading Python::
     <name>/<version>/
         mapping.toml          what it reads, what it produces, its PDex source format
         transform.jsonata     one JSONata expression: a record in, a resource or a list out
+        context.jsonata       optional: what a record leaves for the next ones (below)
         conceptmaps/*.json    FHIR ConceptMaps: the local codes it translates
         examples/<case>.<ext> a source file, and <case>.expected.json what it must give
 
@@ -20,6 +21,14 @@ The expression sees the record's data and these functions besides JSONata's own:
 
 Every resource produced carries the mapping (``meta.tag``, with its version) and the
 source (``meta.source``); elements left empty are dropped, as FHIR requires.
+
+A record is mapped alone, but some files spread what one record needs over several: an
+834 gives a family's subscriber before its dependents, and a dependent's RelatedPerson is
+that subscriber. ``context.jsonata``, when the mapping has one, is evaluated on each record
+mapped, with ``$context`` what the records before it in the same file left (unbound at
+the file's start); what it gives is ``$context`` for the next record's transform and
+context. A record the mapping refuses leaves the context as it was. The context lives
+while one file is mapped, in the order the reader gives its records, and never outside.
 """
 
 from __future__ import annotations
@@ -158,6 +167,7 @@ class Mapping:
     examples: list[Example]
     _expression: Any = field(repr=False)
     _concept_maps: dict[str, _ConceptMap] = field(repr=False)
+    _context: Any = field(default=None, repr=False)  # context.jsonata, compiled; None: none
 
     @property
     def tag(self) -> dict[str, str]:
@@ -170,25 +180,48 @@ class Mapping:
         source_id: str,
         namespace: str,
         member: str | None = None,
+        context: Any = None,
     ) -> list[dict[str, Any]]:
         """The resources ``data`` (one record) gives; RecordNotMapped when it cannot.
         The expression sees ``$source`` and, for a live source's answer about one member,
-        ``$patient``: the id of that member's Patient here."""
-        expression = self._expression
-        bindings = {"source": source_id}
+        ``$patient``: the id of that member's Patient here; ``$context``: what the file's
+        records before this one left (``carried``), when they left something."""
+        bindings: dict[str, Any] = {"source": source_id}
         if member is not None:  # unbound otherwise: ``$exists($patient)`` is false
             bindings["patient"] = member
+        if context is not None:
+            bindings["context"] = context
+        result = self._evaluate(self._expression, "transform.jsonata", data, bindings, namespace)
+        return [self._stamped(r, source_id) for r in _resources(result, self)]
+
+    def carried(self, data: dict[str, Any], context: Any, *, namespace: str) -> Any:
+        """What ``data`` (a record just mapped) leaves for the next records of its file:
+        its ``context.jsonata`` with ``$context`` bound to ``context``; ``context`` itself
+        when the mapping has none. RecordNotMapped when the expression fails on it."""
+        if self._context is None:
+            return context
+        bindings = {} if context is None else {"context": context}
+        return self._evaluate(self._context, "context.jsonata", data, bindings, namespace)
+
+    def _evaluate(
+        self,
+        expression: Any,
+        file_name: str,
+        data: dict[str, Any],
+        bindings: dict[str, Any],
+        namespace: str,
+    ) -> Any:
         try:
             with _functions(self, namespace):
-                result = expression.evaluate(dict(data), bindings)
+                return expression.evaluate(dict(data), bindings)
         except RecordNotMapped:
             raise
         except jsonata.JException as exc:
             raise RecordNotMapped(
-                f"mapping {self.ref} failed on this record at {self._where(exc)}: {_brief(exc)}",
+                f"mapping {self.ref} failed on this record at "
+                f"{self._where(exc, file_name)}: {_brief(exc)}",
                 "processing",
             ) from None
-        return [self._stamped(r, source_id) for r in _resources(result, self)]
 
     def _stamped(self, resource: dict[str, Any], source_id: str) -> dict[str, Any]:
         kept: dict[str, Any] = _pruned(resource)
@@ -213,9 +246,9 @@ class Mapping:
         kept["meta"] = meta
         return kept
 
-    def _where(self, exc: Any) -> str:
+    def _where(self, exc: Any, file_name: str = "transform.jsonata") -> str:
         position = getattr(exc, "location", None)
-        return _line_of(self.directory / "transform.jsonata", position)
+        return _line_of(self.directory / file_name, position)
 
     def translate(self, code: Any, concept_map: Any, system: Any = None) -> dict[str, str]:
         found = self._concept_maps.get(str(concept_map))
@@ -464,6 +497,9 @@ def load_mapping(directory: Path) -> Mapping:
         examples=examples,
         _expression=_compiled(directory / "transform.jsonata"),
         _concept_maps=concept_maps,
+        _context=_compiled(context)
+        if (context := directory / "context.jsonata").is_file()
+        else None,
     )
 
 
