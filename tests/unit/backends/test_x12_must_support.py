@@ -5,16 +5,19 @@ context a mapping carries from one record of a file to the next (mapping.py)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from payerbridge.backends.examples import run_example
+from payerbridge.backends.ingestion import Intake, MappingRun, map_batches, refuse_to_hold
 from payerbridge.backends.mapping import BUILT_IN_MAPPINGS, Mapping, RecordNotMapped, load_mapping
-from payerbridge.backends.model import SourceRecord
+from payerbridge.backends.model import RecordProblem, SourceRecord
 from payerbridge.backends.readers import read_file
 from payerbridge.fhir.profiles import ProfileChecker
+from payerbridge.fhir.resources import compartment_patient
 
 CLAIMS = BUILT_IN_MAPPINGS / "x12-837-eob/1.1.0"
 ENROLLMENT = BUILT_IN_MAPPINGS / "x12-834-enrollment/1.1.0"
@@ -184,3 +187,36 @@ def test_a_mapping_without_a_context_expression_carries_what_it_was_given() -> N
     mapping = load_mapping(CLAIMS)
     assert mapping.carried({"kind": "837P"}, {"kept": 1}, namespace="plan") == {"kept": 1}
     assert mapping.carried({"kind": "837P"}, None, namespace="plan") is None
+
+
+def _ingested(records: list[SourceRecord | RecordProblem]) -> list[dict[str, Any]]:
+    """What ingestion keeps of ``records`` (one file's, in order), no profile failing."""
+    mapping = load_mapping(ENROLLMENT)
+    run = MappingRun(
+        mapping,
+        "enrollment",
+        "plan",
+        file_digest="0" * 64,
+        recorded=datetime(2026, 1, 1, tzinfo=UTC),
+        compartment_of=compartment_patient,
+    )
+
+    def provenance(id_: str, targets: list[Any], *_: Any) -> dict[str, Any]:
+        return {"resourceType": "Provenance", "id": id_, "target": targets}
+
+    intake = Intake(lambda _: [], refuse_to_hold, provenance, lambda *_: None)
+    return [r for batch in map_batches(records, run, intake, size=2) for r, _ in batch.resources]
+
+
+def test_ingestion_carries_the_subscriber_across_batches_and_not_past_a_refusal() -> None:
+    path = ENROLLMENT / "examples/family-one-subscriber-id.834"
+    records = list(read_file("x12", path, load_mapping(ENROLLMENT).input_options))
+    kept = _ingested(records)  # batches of two records: the child is in the second
+    related = of_type(kept, "RelatedPerson")
+    assert [p["name"][0]["given"][0] for p in related] == ["ROBERT", "ROBERT"]
+    targets = [t for p in of_type(kept, "Provenance") for t in p["target"]]
+    assert {"RelatedPerson"} <= {t["resourceType"] for t in targets}
+    # The subscriber's record refused (here: unreadable): his dependents take nothing.
+    refused = RecordProblem(records[0].location, "unreadable", "structure")
+    related = of_type(_ingested([refused, *records[1:]]), "RelatedPerson")
+    assert len(related) == 2 and not any("name" in p for p in related)
