@@ -217,6 +217,11 @@ def test_an_exchange_with_the_x12_csv_partner_returns_mapped_carin_bb_and_us_cor
     tags, formats = _tags_and_formats(received)
     assert {"x12-834-enrollment@1.1.0", "x12-837-eob@1.1.0"} <= tags
     assert {"x12837"} <= formats
+    # 1.1.0's must-support (ADR 0058): the 834's coverages typed by their insurance line.
+    coverages = [r for r in received if r["resourceType"] == "Coverage"]
+    assert coverages and all(
+        c["type"]["coding"][0]["system"] == "https://nahdo.org/sopt" for c in coverages
+    )
     eobs = [r for r in received if r["resourceType"] == "ExplanationOfBenefit"]
     assert all(
         p.startswith("http://hl7.org/fhir/us/carin-bb/StructureDefinition/C4BB-")
