@@ -5,6 +5,7 @@ a broken mapping or sources file refused at once with where it is broken."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -87,12 +88,20 @@ def test_a_broken_x12_envelope_and_segment_are_named_by_position(plan, tmp_path:
     good = X12.read_text()
     _, (report,) = ingest(data, env, "claims", X12)
     assert report["resources"]["ExplanationOfBenefit"] >= 1 and not report["problems"]
+    miscounted = tmp_path / "miscounted.837"
+    miscounted.write_text(good.replace("SE*", "SE*9", 1))  # the transaction set's count is wrong
+    code, (warned,) = ingest(data, env, "claims", miscounted)
+    assert code == 0 and warned["records_mapped"] == 1 and not warned["problems"]
+    assert warned["warnings"] == {"count": 1}  # said, and the claim is judged and mapped
+    (warning,) = warned["warning_examples"]
+    assert warning["location"]["segment_id"] == "SE" and warning["severity"] == "warning"
     broken = tmp_path / "broken.837"
-    broken.write_text(good.replace("SE*", "SE*9", 1))  # the transaction set's count is wrong
+    # No SE: the claims cannot be delimited, and the group is refused.
+    broken.write_text(re.sub(r"SE\*[^~]*~\n?", "", good, count=1))
     _, (refused,) = ingest(data, env, "claims", broken)
     assert refused["resources"] == {}
     (problem,) = refused["problems"]
-    assert problem["location"]["segment_id"] == "SE" and problem["location"]["segment"] > 1
+    assert problem["location"]["segment_id"] == "GE" and "no SE" in problem["text"]
 
 
 def test_a_broken_mapping_stops_the_command_naming_the_file_and_line(plan) -> None:  # type: ignore[no-untyped-def]
@@ -146,3 +155,64 @@ def test_sources_check_lists_the_destinations_and_names_every_bad_one(tmp_path: 
         ["sources", "check", "--data-dir", str(tmp_path), "--sources-file", str(sources)]
     )
     assert unreadable.returncode == 2 and "destination 'other'" in unreadable.stderr
+
+
+def _claims(count: int) -> str:
+    """An 837P of ``count`` claims from the sandbox's generator (synthetic members)."""
+    from datetime import date
+
+    from payerbridge_tools.sandbox.x12_files import Claim, Enrollee, Interchange, Provider
+    from payerbridge_tools.sandbox.x12_files import claims_837 as sandbox_837
+
+    providers = [Provider(f"149775854{n}", f"CLINIC {n}", f"01020304{n}") for n in range(4)]
+    claims = []
+    for n in range(count):
+        member = n // 4
+        enrollee = Enrollee(
+            member_id=f"M{member:07d}", subscriber_id=f"M{member:07d}", relationship="self",
+            given=("PAT",), family=f"FAMILY{member}", suffix="", gender="female",
+            birth_date=date(1980, 2, 14), lines=("4 ELM ST",), city="PORTLAND", state="ME",
+            postal_code="04101", phone="5555550100", phone_use="home", group="GRP100",
+            plan="PLAN", coverage_start=date(2024, 1, 1), is_medicare=False,
+            coverage_level="IND",
+        )  # fmt: skip
+        claims.append(
+            Claim(
+                claim_id=f"C{n:07d}",
+                enrollee=enrollee,
+                billing=providers[member % 4],
+                attending=None,
+                institutional=False,
+                place_of_service="11",
+                serviced=date(2024, 1, 10),
+                diagnoses=("J02.0",),
+                services=("99213",),
+            )  # fmt: skip
+        )
+    envelope = Interchange("SANDBOXCH", "SBXPLAN", date(2024, 1, 15), 7)
+    payer = ("SANDBOX PLAN", "SBXPLAN")
+    return sandbox_837(envelope, ("CLEARINGHOUSE", "SBXCH01"), payer, claims, institutional=False)
+
+
+def test_one_bad_claim_in_a_thousand_is_quarantined_the_rest_mapped(plan, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """ADR 0056: a defect that changes one claim's meaning (a service date that is no
+    date) quarantines that claim, with its segment, and the 999 others are mapped."""
+    data, env = plan
+    text = _claims(1000)
+    at = text.index("CLM*C0000500*")
+    text = text[:at] + text[at:].replace("DTP*472*D8*20240110", "DTP*472*D8*20241310", 1)
+    path = tmp_path / "claims.837"
+    path.write_text(text)
+    code, (report,) = ingest(data, env, "claims", path)
+    assert code == 3  # a record refused: a script sees it
+    assert report["records"] == 1000 and report["records_mapped"] == 999
+    assert report["records_quarantined"] == 1 and report["resources"]["ExplanationOfBenefit"] == 999
+    (problem,) = report["problems"]
+    assert problem["key"].endswith("|C0000500") and problem["location"]["segment_id"] == "DTP"
+    assert "20241310" not in orjson.dumps(report).decode()  # never a value
+    held = run_cli(["quarantine", "list", "--data-dir", str(data), "--json"], env=env)
+    assert held.returncode == 0, held.stderr
+    (row,) = orjson.loads(held.stdout)["items"]
+    assert row["resource_type"] == "X12Record" and row["resource_id"] is None
+    (issue,) = row["issues"]
+    assert issue["rule"] == "x12-record" and "DTP03" in issue["text"]

@@ -29,6 +29,7 @@ OUTSIDE_THE_TREE = {
     "payerbridge.bulk.member_match._Superseded",  # a chunk rolled back, the job re-read
     "payerbridge.store.importer._Invalid",  # a bad line, counted in the import's report
     "payerbridge.backends.ncpdp._Unreadable",  # a transmission, a problem in the file's report
+    "payerbridge.backends.x12_layout.LayoutError",  # an unreadable ISA, one file problem
 }
 
 # Families never raised themselves; each of their subclasses needs a row.

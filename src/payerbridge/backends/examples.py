@@ -49,6 +49,13 @@ def run_example(mapping: Mapping, example: Example) -> ExampleRun:
         if isinstance(item, RecordProblem):
             problems.append(item.to_json())
             continue
+        if not mapping.engines_agree(
+            item.data, source_id=EXAMPLE_SOURCE, namespace=EXAMPLE_NAMESPACE, context=context
+        ):
+            text = "the two JSONata engines give this record different answers (ADR 0055)"
+            problems.append(
+                RecordProblem(item.location, text, "processing", key=item.key).to_json()
+            )
         try:
             given = mapping.apply(
                 item.data, source_id=EXAMPLE_SOURCE, namespace=EXAMPLE_NAMESPACE, context=context

@@ -22,6 +22,7 @@ import orjson
 
 from payerbridge.backends.ingestion import (
     MAX_REPORTED_PROBLEMS,
+    MAX_REPORTED_WARNINGS,
     Batch,
     FileReport,
     Intake,
@@ -159,6 +160,9 @@ class KeptSourceFiles:
                 "records": report.records,
                 "problems": report.problem_count,
                 "quarantined": report.held,
+                "records_quarantined": report.records_quarantined,
+                "records_not_mapped": report.records_not_mapped,
+                "warnings": sum(report.warnings.values()),
             },
         )
 
@@ -211,13 +215,23 @@ class KeptSourceFiles:
 
 
 def _note(report: FileReport, batch: Batch) -> None:
-    report.records += batch.records
+    """Add a batch to the file's report: records read, mapped, quarantined (refused
+    whole by the reader, held) and not mapped (refused by the mapping), the reasons of
+    both among the problems; warnings by kind, the first hundred kept."""
+    report.records += batch.records + len(batch.quarantined)
+    report.mapped += batch.mapped
+    report.records_quarantined += len(batch.quarantined)
+    report.records_not_mapped += batch.records - batch.mapped
     report.counts.update(batch.counts)
     report.held += len(batch.held)
     report.problem_count += len(batch.problems)
     room = MAX_REPORTED_PROBLEMS - len(report.problems)
     if room > 0:
         report.problems.extend(batch.problems[:room])
+    report.warnings.update(w.kind or "other" for w in batch.warnings)
+    room = MAX_REPORTED_WARNINGS - len(report.warning_examples)
+    if room > 0:
+        report.warning_examples.extend(batch.warnings[:room])
 
 
 def _classify(

@@ -6,6 +6,12 @@ against the profile it claims before it may be kept; one that fails is held for 
 quarantine with the reason, never kept and never dropped without a word. Every batch
 of records gets one Provenance per member, saying the data came from this source in
 this format through this mapping version (PDex ``sourceFormat``).
+
+A record the reader refused whole because a defect changes its meaning (ADR 0056) comes
+with the record as read: it is held in the quarantine with its reasons. A warning (a
+defect that does not change the meaning) is counted by kind on the file's report, and
+the warnings of the records a member's resources came from are carried on that member's
+Provenance (``ProvenanceOf``'s ``warnings``).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ __all__ = [
     "HoldResources",
     "IndexMembers",
     "Intake",
+    "MadeFromSource",
     "MappingRun",
     "Resource",
     "conflict",
@@ -48,8 +55,26 @@ Resource = dict[str, Any]
 # The profile check: what is wrong with a resource (empty when nothing), one text each.
 ProfileCheck = Callable[[Resource], list[Any]]
 MAX_REPORTED_PROBLEMS = 100
-# Builds the source Provenance: (id, targets, mapping, source id, recorded) -> resource.
-ProvenanceOf = Callable[[str, list[Resource], Mapping, str, datetime], Resource]
+MAX_REPORTED_WARNINGS = 100
+MAX_PROVENANCE_WARNINGS = 20  # the texts one Provenance carries (the rest are counted)
+
+
+@dataclass(frozen=True)
+class MadeFromSource:
+    """What a source Provenance says: resources (``targets``) a mapping made from a
+    source's records, recorded when; ``warnings``, the texts of what was read despite a
+    defect of those records (no values)."""
+
+    provenance_id: str
+    targets: list[Resource]
+    mapping: Mapping
+    source_id: str
+    recorded: datetime
+    warnings: Sequence[str] = ()
+
+
+# Builds the source Provenance of what a mapping made.
+ProvenanceOf = Callable[[MadeFromSource], Resource]
 
 
 @dataclass(frozen=True)
@@ -72,6 +97,11 @@ class Batch:
     problems: list[RecordProblem] = field(default_factory=list)
     records: int = 0
     counts: Counter[str] = field(default_factory=Counter)
+    mapped: int = 0  # records that gave their resources
+    quarantined: set[str] = field(default_factory=set)  # keys of records refused whole
+    warnings: list[RecordProblem] = field(default_factory=list)
+    # The warning texts of the records each member's resources came from.
+    member_warnings: dict[str, dict[str, None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -106,7 +136,7 @@ def map_batches(
     context: Any = None  # what the records before left (mapping.py: context.jsonata)
     for item in records:
         if isinstance(item, RecordProblem):
-            batch.problems.append(item)
+            _note_problem(batch, item)
             continue
         batch.records += 1
         try:
@@ -121,6 +151,8 @@ def map_batches(
         except RecordNotMapped as exc:
             batch.problems.append(RecordProblem(item.location, exc.text, exc.code, key=item.key))
             continue
+        batch.mapped += 1
+        texts = [str(w) for w in item.warnings]
         for resource in produced:
             # As it will be served: the profiles that require meta.lastUpdated see it.
             resource["meta"]["lastUpdated"] = stamp
@@ -128,14 +160,48 @@ def map_batches(
             if issues:
                 batch.held.append(Held(resource, issues, item.key, str(item.location)))
                 continue
-            batch.resources.append((resource, run.compartment_of(resource)))
+            member = run.compartment_of(resource)
+            batch.resources.append((resource, member))
             batch.counts[resource["resourceType"]] += 1
+            if texts and member is not None:
+                batch.member_warnings.setdefault(member, {}).update(dict.fromkeys(texts))
         if batch.records >= size:
             yield _with_provenance(batch, run, number, intake.provenance)
             number += 1
             batch = Batch()
-    if batch.records or batch.problems:
+    if batch.records or batch.problems or batch.warnings:
         yield _with_provenance(batch, run, number, intake.provenance)
+
+
+def _note_problem(batch: Batch, problem: RecordProblem) -> None:
+    """A reader's problem: a warning, or a refusal (of a record: held when the reader
+    gave the record as read)."""
+    if problem.is_warning:
+        batch.warnings.append(problem)
+        return
+    batch.problems.append(problem)
+    if problem.key is not None:
+        batch.quarantined.add(problem.key)
+    if problem.record is not None and problem.key is not None:
+        body = {
+            "resourceType": "X12Record",
+            "key": problem.key,
+            "location": problem.location.to_json(),
+            "record": problem.record,
+        }
+        issue = RecordIssue("", str(problem.location), "x12-record", problem.text)
+        batch.held.append(Held(body, [issue], problem.key, str(problem.location)))
+
+
+@dataclass(frozen=True)
+class RecordIssue:
+    """Why the reader refused a record, shaped as a profile issue is, for the quarantine
+    (``rule`` "x12-record", ``path`` the segment; ``text`` names no value)."""
+
+    profile: str
+    path: str
+    rule: str
+    text: str
 
 
 def _with_provenance(batch: Batch, run: MappingRun, number: int, provenance: ProvenanceOf) -> Batch:
@@ -148,9 +214,11 @@ def _with_provenance(batch: Batch, run: MappingRun, number: int, provenance: Pro
         targets = list({(r["resourceType"], r["id"]): r for r in given}.values())
         seed = "\x1f".join((source_uri(run.source_id), run.file_digest, str(number), member))
         provenance_id = hashlib.sha256(seed.encode()).hexdigest()[:32]
-        batch.resources.append(
-            (provenance(provenance_id, targets, run.mapping, run.source_id, run.recorded), member)
+        warnings = list(batch.member_warnings.get(member, {}))[:MAX_PROVENANCE_WARNINGS]
+        made = MadeFromSource(
+            provenance_id, targets, run.mapping, run.source_id, run.recorded, warnings
         )
+        batch.resources.append((provenance(made), member))
         batch.counts["Provenance"] += 1
     return batch
 
@@ -172,6 +240,13 @@ class FileReport:
     held: int = 0
     problem_count: int = 0
     problems: list[RecordProblem] = field(default_factory=list)
+    mapped: int = 0  # records that gave their resources
+    # Records the reader refused whole, held in the quarantine, and records the mapping
+    # refused (an unknown local code...): the reasons of both are among the problems.
+    records_quarantined: int = 0
+    records_not_mapped: int = 0
+    warnings: Counter[str] = field(default_factory=Counter)  # by kind
+    warning_examples: list[RecordProblem] = field(default_factory=list)  # the first 100
     changes: Counter[str] = field(default_factory=Counter)  # added, changed, unchanged, removed
     conflicts: int = 0  # resources another source gave differently: held, not overwritten
     # Mapped again without its body, which the purge or an erasure removed (ADR 0038):
@@ -186,10 +261,15 @@ class FileReport:
             "mapping": self.mapping,
             "duplicate": self.duplicate,
             "records": self.records,
+            "records_mapped": self.mapped,
+            "records_quarantined": self.records_quarantined,
+            "records_not_mapped": self.records_not_mapped,
             "resources": dict(sorted(self.counts.items())),
             "quarantined": self.held,
             "problem_count": self.problem_count,
             "problems": [p.to_json() for p in self.problems],
+            "warnings": dict(sorted(self.warnings.items())),
+            "warning_examples": [w.to_json() for w in self.warning_examples],
             "changes": dict(sorted(self.changes.items())),
             "conflicts": self.conflicts,
             **({"body_gone": True} if self.body_gone else {}),

@@ -22,20 +22,26 @@ The expression sees the record's data and these functions besides JSONata's own:
 Every resource produced carries the mapping (``meta.tag``, with its version) and the
 source (``meta.source``); elements left empty are dropped, as FHIR requires.
 
+Two engines evaluate the one expression (ADR 0055): jsonatapy (Rust) for every record,
+and jsonata-python (the port of the reference implementation) for a record the first
+cannot map: its answer, or its error with the line of the expression, is the one given.
+
 A record is mapped alone, but some files spread what one record needs over several: an
 834 gives a family's subscriber before its dependents, and a dependent's RelatedPerson is
 that subscriber. ``context.jsonata``, when the mapping has one, is evaluated on each record
 mapped, with ``$context`` what the records before it in the same file left (unbound at
 the file's start); what it gives is ``$context`` for the next record's transform and
-context. A record the mapping refuses leaves the context as it was. The context lives
-while one file is mapped, in the order the reader gives its records, and never outside.
+context (ADR 0058). A record the mapping refuses leaves the context as it was. The
+context lives while one file is mapped, in the order the reader gives its records.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import re
+import threading
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -44,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonata  # type: ignore[import-untyped]
+import jsonatapy
 import orjson
 
 from payerbridge.errors import InvalidInput, MappingError
@@ -59,6 +66,8 @@ __all__ = [
     "RecordNotMapped",
     "source_uri",
 ]
+
+logger = logging.getLogger(__name__)
 
 MAPPING_TAG_SYSTEM = "https://payerbridge.dev/fhir/CodeSystem/mapping"
 BUILT_IN_MAPPINGS = Path(__file__).resolve().parent / "mappings"
@@ -165,9 +174,11 @@ class Mapping:
     input_options: dict[str, Any]
     produces: frozenset[str]
     examples: list[Example]
-    _expression: Any = field(repr=False)
+    _expression: Any = field(repr=False)  # the reference engine's
+    _fast: _FastExpression = field(repr=False)  # jsonatapy's
     _concept_maps: dict[str, _ConceptMap] = field(repr=False)
-    _context: Any = field(default=None, repr=False)  # context.jsonata, compiled; None: none
+    # context.jsonata, when the mapping has one: the reference engine's and jsonatapy's.
+    _context: tuple[Any, _FastExpression] | None = field(default=None, repr=False)
 
     @property
     def tag(self) -> dict[str, str]:
@@ -186,12 +197,9 @@ class Mapping:
         The expression sees ``$source`` and, for a live source's answer about one member,
         ``$patient``: the id of that member's Patient here; ``$context``: what the file's
         records before this one left (``carried``), when they left something."""
-        bindings: dict[str, Any] = {"source": source_id}
-        if member is not None:  # unbound otherwise: ``$exists($patient)`` is false
-            bindings["patient"] = member
-        if context is not None:
-            bindings["context"] = context
-        result = self._evaluate(self._expression, "transform.jsonata", data, bindings, namespace)
+        bindings = _bindings(source=source_id, patient=member, context=context)
+        engines = (self._expression, self._fast)
+        result = self._evaluate(engines, "transform.jsonata", data, bindings, namespace)
         return [self._stamped(r, source_id) for r in _resources(result, self)]
 
     def carried(self, data: dict[str, Any], context: Any, *, namespace: str) -> Any:
@@ -200,10 +208,45 @@ class Mapping:
         when the mapping has none. RecordNotMapped when the expression fails on it."""
         if self._context is None:
             return context
-        bindings = {} if context is None else {"context": context}
+        bindings = _bindings(context=context)
         return self._evaluate(self._context, "context.jsonata", data, bindings, namespace)
 
+    def engines_agree(
+        self, data: dict[str, Any], *, source_id: str, namespace: str, context: Any = None
+    ) -> bool:
+        """Whether both engines give the record the same answer (or both fail): what a
+        mapping's examples are held to (ADR 0055)."""
+        outcomes = []
+        bindings = _bindings(source=source_id, context=context)
+        for engine in (self._fast.expression(), self._expression):
+            try:
+                with _functions(self, namespace):
+                    given = engine.evaluate(
+                        data if engine is not self._expression else dict(data), bindings
+                    )
+                outcomes.append(("gave", given))
+            except (ValueError, RecordNotMapped, jsonata.JException):
+                outcomes.append(("failed", None))
+        return outcomes[0] == outcomes[1]
+
     def _evaluate(
+        self,
+        engines: tuple[Any, _FastExpression],
+        file_name: str,
+        data: dict[str, Any],
+        bindings: dict[str, Any],
+        namespace: str,
+    ) -> Any:
+        """What an expression (``file_name``: the reference engine's and jsonatapy's)
+        gives the record: jsonatapy's answer, else the reference engine's answer or error."""
+        reference, fast = engines
+        try:
+            with _functions(self, namespace):
+                return fast.expression().evaluate(data, bindings)
+        except ValueError:  # an error, or one of our functions refused: the reference says which
+            return self._reference(reference, file_name, data, bindings, namespace)
+
+    def _reference(
         self,
         expression: Any,
         file_name: str,
@@ -211,9 +254,11 @@ class Mapping:
         bindings: dict[str, Any],
         namespace: str,
     ) -> Any:
+        """What the reference engine gives the record, or the error it names (with the
+        expression's line), as RecordNotMapped."""
         try:
             with _functions(self, namespace):
-                return expression.evaluate(dict(data), bindings)
+                result = expression.evaluate(dict(data), bindings)
         except RecordNotMapped:
             raise
         except jsonata.JException as exc:
@@ -222,6 +267,8 @@ class Mapping:
                 f"{self._where(exc, file_name)}: {_brief(exc)}",
                 "processing",
             ) from None
+        logger.warning("mapping engines differ", extra={"mapping": str(self.ref)})
+        return result
 
     def _stamped(self, resource: dict[str, Any], source_id: str) -> dict[str, Any]:
         kept: dict[str, Any] = _pruned(resource)
@@ -269,9 +316,15 @@ class Mapping:
         return dict(target)
 
 
-class _Namespace:
+def _bindings(**values: Any) -> dict[str, Any]:
+    """An expression's variables: those given a value; the others stay unbound, so that
+    ``$exists($patient)`` or ``$exists($context)`` is false."""
+    return {name: value for name, value in values.items() if value is not None}
+
+
+class _Namespace(threading.local):
     """The functions an expression calls are bound per call; the mapping and source
-    namespace they need are set around ``evaluate``."""
+    namespace they need are set around ``evaluate``, in the thread that evaluates."""
 
     mapping: Mapping | None = None
     namespace: str = ""
@@ -395,6 +448,40 @@ def _compiled(path: Path) -> Any:
     return expression
 
 
+# A Python function's None is JSONata's null in jsonatapy but "undefined" in the reference
+# engine ($exists, "=", "&" and arrays tell them apart): our functions that may give
+# nothing are wrapped in JSONata lambdas that turn null into undefined (an unbound name).
+_FAST_PRELUDE = (
+    "($date := function($t, $f) {($r := $pbDate($t, $f); $r = null ? $pbNothing : $r)};"
+    " $translate := function($c, $m, $s) {($r := $pbTranslate($c, $m, $s);"
+    " $r = null ? $pbNothing : $r)};\n"
+)
+
+
+class _FastExpression:
+    """The expression compiled for jsonatapy once per thread that evaluates it: its
+    compiled form may not cross threads (a live source maps in the server's threads)."""
+
+    def __init__(self, text: str) -> None:
+        self._text = f"{_FAST_PRELUDE}({text}\n))"
+        self._local = threading.local()
+
+    def expression(self) -> Any:
+        compiled = getattr(self._local, "compiled", None)
+        if compiled is None:
+            compiled = jsonatapy.compile(self._text)
+            compiled.register("pbTranslate", _translate)
+            compiled.register("pbDate", _fast_date)
+            compiled.register("id", _derived_id)
+            self._local.compiled = compiled
+        return compiled
+
+
+def _fast_date(text: Any, field_name: Any) -> str | None:
+    """``$date`` with its field name left out (the lambda passes null for it)."""
+    return _date(text) if field_name is None else _date(text, field_name)
+
+
 def _concept_map(path: Path) -> _ConceptMap:
     try:
         document = orjson.loads(path.read_bytes())
@@ -496,11 +583,17 @@ def load_mapping(directory: Path) -> Mapping:
         produces=frozenset(str(t) for t in produces),
         examples=examples,
         _expression=_compiled(directory / "transform.jsonata"),
+        _fast=_FastExpression((directory / "transform.jsonata").read_text()),
         _concept_maps=concept_maps,
-        _context=_compiled(context)
-        if (context := directory / "context.jsonata").is_file()
-        else None,
+        _context=_context_of(directory / "context.jsonata"),
     )
+
+
+def _context_of(path: Path) -> tuple[Any, _FastExpression] | None:
+    """A mapping's ``context.jsonata``, compiled for both engines; None without one."""
+    if not path.is_file():
+        return None
+    return _compiled(path), _FastExpression(path.read_text())
 
 
 class MappingLibrary:

@@ -73,6 +73,11 @@ class SourceRecord:
     key: str
     data: dict[str, Any]
     location: Location
+    # What was read despite a defect that does not change the record's meaning (a ZIP
+    # code's layout, a segment out of the guide's order, its envelope's count): its own
+    # (``key`` set) and those of its envelope and context loops (``key`` None, which the
+    # reader also gives once, on their own). Carried to the Provenance of what it gave.
+    warnings: tuple[RecordProblem, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,18 @@ class RecordProblem:
     code: str = "invalid"  # an OperationOutcome issue code: invalid, structure, code-invalid...
     key: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # "error": the record (or, without a key, what the location names) is not mapped;
+    # "warning": it is mapped all the same, and this is said (``kind`` groups warnings
+    # in a file's report: layout, count, control-number, length, code, order...).
+    severity: str = "error"
+    kind: str | None = None
+    # The record as read, when the reader refused it (quarantined with the reasons);
+    # never in a repr, a log or a report.
+    record: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def is_warning(self) -> bool:
+        return self.severity == "warning"
 
     def __str__(self) -> str:
         return f"{self.location}: {self.text}"
@@ -95,6 +112,9 @@ class RecordProblem:
         out["text"] = self.text
         if self.key is not None:
             out["key"] = self.key
+        if self.is_warning:
+            out["severity"] = self.severity
+            out["kind"] = self.kind or "other"
         return out
 
 

@@ -1,34 +1,45 @@
 """X12 5010 interchanges read into records with pyx12 4.0.0: an 834's members, an 837's
 claims (837P, 837I, 837D), a 278's reviews (pure: from a stream, no database).
 
-The library is pyx12 (ADR 0031's note): segments come from its tokenizer
-(``x12file.X12Reader``: delimiters from ISA; ISA/IEA, GS/GE, ST/SE control numbers and
-counts; HL and 2400 LX numbering), are placed by its map walker (``map_walker``) and
-validated by its maps (``segment_if.is_valid_errors``: usage, lengths, code lists,
-dates), as its own ``x12n_document`` does, but segment by segment so that a file of any
-size reads in the same memory (no tree of the whole file is built). Maps: 834
-005010X220A1, 837P 005010X222A1 (its errata X222A2 read with it), 837I 005010X223A2
-(X223A1 and X223A3 read with it); pyx12 has none for the 5010 278 (X217) and 837D
-(X224A2), whose segments are placed by the loop tables of ``x12_loops`` after the same
-tokenizer and envelope checks (``validation`` says which in each record).
+The library is pyx12 (ADR 0031's note). The file is first read as it is written
+(``x12_layout``: separators from the ISA where the standard places them; a byte-order
+mark, blanks and line breaks around and inside segments tolerated and said as layout
+warnings). Segments then come from pyx12's tokenizer (``x12file.X12Reader``: ISA/IEA,
+GS/GE, ST/SE control numbers and counts; HL and 2400 LX numbering), are placed by its map
+walker (``map_walker``) and validated by its maps (``segment_if.is_valid_errors``: usage,
+lengths, code lists, dates), as its own ``x12n_document`` does, but segment by segment so
+that a file of any size reads in the same memory (no tree of the whole file is built).
+Maps: 834 005010X220A1, 837P 005010X222A1 (its errata X222A2 read with it), 837I
+005010X223A2 (X223A1 and X223A3 read with it); pyx12 has none for the 5010 278 (X217)
+and 837D (X224A2), whose segments are placed by the loop tables of ``x12_loops`` after
+the same tokenizer and envelope checks (``validation`` says which in each record).
 
 The JSON of a record is described in ``x12_records``. Positions count segments from 1
 at the file's first ISA; a record's ``location`` is its first segment.
 
-Errors and what they refuse:
+What each finding does (ADR 0056; ``x12_findings`` weighs them):
 
-- the file does not begin with a readable ISA: the file;
-- an envelope error (ISA/GS/ST elements, SE count or control number, GE/IEA count or
-  control number, a trailer missing, a control number used twice): the transaction set,
-  functional group or interchange it breaks, named at the segment where it was found;
-  the reader checks the envelopes in a first pass (the stream is spooled when it cannot
-  seek) so that no record of a broken envelope is ever given;
-- a functional group this reader does not map (835, 271...), or a kind the mapping does
-  not read (option ``kinds``): that group or those records, with one problem;
-- a segment or element error inside a record's loop (the 2300 loop of a claim and all
-  under it; an 834 2000 loop; a 278 2000E loop and its 2000F services): that record only;
-- an error in a context loop (an 837's 2000A/2000B/2000C and their 2010 loops, the
-  header): every record under it, each named, the error once at its segment.
+- the file has no readable ISA (none, not fixed width, separators that cannot be
+  told apart): the file, in one sentence naming why;
+- an envelope that cannot be trusted (ISA or GS elements, ST01 not the group's
+  transaction, a trailer missing so that records cannot be delimited): the
+  transaction set, functional group or interchange it breaks, named at the segment
+  where it was found; the reader checks the envelopes in a first pass (the stream is
+  spooled when it cannot seek) so that no record of a broken envelope is ever given;
+- a count (SE01, GE01, IEA01) or control number that disagrees, or one used twice: a
+  warning (kind ``count`` or ``control-number``), given once and carried by every record
+  of the envelope; the content is judged;
+- a version other than 5010, or a transaction the mapping does not read (835, 271,
+  an 837D where option ``kinds`` leaves it out): that group, named in one line;
+- a finding that changes a record's meaning (its identity, a date that is no date, a
+  claim without a service line, a missing loop that carries identity): that record is
+  refused, each reason at its segment, the first carrying the record as read (for the
+  quarantine); in a context loop (an 837's 2000A/2000B/2000C and their 2010 loops),
+  every record under it, each named, the error once at its segment;
+- any other finding (a ZIP+4 layout, a code's length or list, a segment out of the
+  guide's order, an element not used): a warning with its kind and position, given
+  before the record it is of (a context loop's: once, when found) and carried by it
+  (``SourceRecord.warnings``), which is mapped.
 
 Problem texts never repeat element values (they may be names or member ids): they name
 the segment, its position, the element (``DMG02``), the map's element name and X12 codes.
@@ -44,6 +55,8 @@ import logging
 import re
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any, BinaryIO
 
@@ -56,12 +69,23 @@ from pyx12.map_walker import walk_tree  # type: ignore[import-untyped]
 
 from payerbridge.backends.model import Location, RecordProblem, SourceRecord
 from payerbridge.backends.x12_envelope import EnvelopeFaults, check_envelopes
+from payerbridge.backends.x12_findings import (
+    RECORD,
+    Weight,
+    element_weight,
+    missing_in_record,
+    reader_weight,
+    segment_weight,
+)
+from payerbridge.backends.x12_layout import Layout, LayoutError, NormalizedText
 from payerbridge.backends.x12_loops import LOOPS, composites
 from payerbridge.backends.x12_records import (
     KINDS,
     Frame,
     Kind,
     claim_id_of,
+    kind_of,
+    not_read_text,
     record_data,
     record_key,
     segment_json,
@@ -91,18 +115,7 @@ _ERRATA = frozenset(["005010X222A2", "005010X223A1", "005010X223A3"])
 _PSEUDO_LOOPS = frozenset(["ISA_LOOP", "GS_LOOP", "ST_LOOP", "HEADER", "DETAIL", "FOOTER"])
 _ENVELOPE = frozenset(["ISA", "IEA", "GS", "GE", "ST", "SE"])
 _SPOOL_BYTES = 16 * 1024 * 1024
-
-
-def kind_of(gs01: str, st01: str | None, gs08: str) -> str | None:
-    """What the reader calls a transaction: 834, 837P/I/D, 278; None when it does not
-    map it."""
-    if gs01 == "BE" and st01 in (None, "834") and gs08.startswith("005010X220"):
-        return "834"
-    if gs01 == "HC" and st01 in (None, "837"):
-        return {"005010X222": "837P", "005010X223": "837I", "005010X224": "837D"}.get(gs08[:10])
-    if gs01 == "HI" and st01 in (None, "278") and gs08.startswith("005010X217"):
-        return "278"
-    return None
+_MAX_WARNINGS = 50  # kept per loop; a record with more says how many more
 
 
 @lru_cache(maxsize=8)
@@ -115,17 +128,26 @@ def read_x12(stream: BinaryIO, name: str, options: dict[str, Any]) -> Records:
     """The records of an X12 file, and the problems of what cannot be read."""
     seekable = _seekable(stream)
     start = seekable.tell()
-    text = _text(seekable)
     try:
-        faults = check_envelopes(text, name)
+        try:
+            with _normalized(seekable) as text:
+                if text.version not in ("00401", "00501"):
+                    # pyx12 reads no other version; 4010 is named at its groups (GS08).
+                    where = Location(name, segment=1, segment_id="ISA")
+                    version = re.sub(r"[^A-Za-z0-9]", "", text.version)
+                    reason = f"version {version} (ISA12) is not read; 5010 only"
+                    yield RecordProblem(where, reason, "not-supported")
+                    return
+                faults = check_envelopes(text, name)
+                layout = text.layout
+        except LayoutError as exc:
+            where = Location(name, segment=1, segment_id="ISA")
+            yield RecordProblem(where, f"not an X12 interchange: {exc.reason}", "structure")
+            return
+        seekable.seek(start)
+        with _normalized(seekable) as text:
+            yield from _Reader(name, options, faults).read(text, layout)
     finally:
-        text.detach()
-    seekable.seek(start)
-    text = _text(seekable)
-    try:
-        yield from _Reader(name, options, faults).read(text)
-    finally:
-        text.detach()
         if seekable is not stream:
             seekable.close()
 
@@ -143,9 +165,15 @@ def _seekable(stream: BinaryIO) -> BinaryIO:
     return spool  # type: ignore[return-value]
 
 
-def _text(stream: BinaryIO) -> io.TextIOWrapper:
+@contextmanager
+def _normalized(stream: BinaryIO) -> Iterator[NormalizedText]:
+    """The stream's segments as pyx12 reads them (``x12_layout``)."""
     # latin-1 reads every byte: a character X12 does not allow is pyx12's to refuse.
-    return io.TextIOWrapper(stream, encoding="latin-1", newline="")
+    text = io.TextIOWrapper(stream, encoding="latin-1", newline="")
+    try:
+        yield NormalizedText(text)
+    finally:
+        text.detach()
 
 
 class _Reader:
@@ -171,11 +199,20 @@ class _Reader:
         self._composites: dict[int, frozenset[int]] = {}
         self._loops: dict[int, tuple[str, ...]] = {}
         self._position = 0
+        self.version = ""  # ISA12
+        self.component = ""  # ISA16
+        # The envelope warnings (counts, control numbers) of the open ISA, GS and ST:
+        # every record under them carries them.
+        self.notes: dict[str, list[RecordProblem]] = {"isa": [], "gs": [], "st": []}
 
-    def read(self, text: io.TextIOWrapper) -> Records:
+    def read(self, text: NormalizedText, layout: Layout) -> Records:
         if self.faults.unreadable is not None:
             yield self.faults.unreadable
             return
+        for note in layout.notes():
+            # The file's layout: said at its first segment (its ISA).
+            where = Location(self.name, segment=1, segment_id="ISA")
+            yield RecordProblem(where, note, "structure", severity="warning", kind="layout")
         src = pyx12.x12file.X12Reader(text)
         segments = iter(src)
         while True:
@@ -243,10 +280,24 @@ class _Reader:
         }
         return sid in ends[self.skipping or "ISA"]
 
+    def _envelope_notes(self, level: str, position: int) -> Records:
+        """The warnings of the envelope opened at ``position`` (and none of the levels
+        under it yet): given once, and carried by each record under it."""
+        levels = ("isa", "gs", "st")
+        for under in levels[levels.index(level) :]:
+            self.notes[under] = []
+        self.notes[level] = list(self.faults.warnings.get(position, []))
+        yield from self.notes[level]
+
     def _isa(self, segment: Any, position: int) -> Records:
+        yield from self._envelope_notes("isa", position)
         self.node = self.control.getnodebypath("/ISA_LOOP/ISA")
         self.walker.forceWalkCounterToLoopStart("/ISA_LOOP", "/ISA_LOOP/ISA")
         self.isa = segment_json(_elements(segment, None, frozenset()), "ISA")
+        self.version = str(self.isa.get("ISA12", ""))
+        self.component = str(self.isa.get("ISA16", ""))
+        if self.version != "00501":
+            return  # named at its functional groups (GS08), which say more
         errors = [e for e in self.node.is_valid_errors(segment)[1]]
         if errors:
             for error in errors:
@@ -256,21 +307,16 @@ class _Reader:
 
     def _gs(self, segment: Any, position: int, src: Any) -> Records:
         src.pop_errors()
+        yield from self._envelope_notes("gs", position)
         gs01, gs08 = segment.get_value("GS01") or "", segment.get_value("GS08") or ""
         kind = kind_of(gs01, None, gs08)
         self.implementation = gs08
-        if kind is None or kind not in self.kinds:
-            what = f"GS01 {gs01[:2]}, GS08 {gs08[:12]}"
-            reads = ", ".join(sorted(self.kinds))
-            yield self._problem(
-                position,
-                "GS",
-                f"functional group ({what}) is not one this source reads ({reads}); "
-                "its transaction sets were skipped",
-                "not-supported",
-            )
+        unread = not_read_text(gs01, gs08, self.version, self.kinds)
+        if unread is not None:
+            yield self._problem(position, "GS", unread, "not-supported")
             self.skipping = "GS"
             return
+        assert kind is not None
         self.kind = KINDS[kind]
         map_file = MAPS.get(gs08)
         self.map = _map(map_file) if map_file else None
@@ -300,6 +346,7 @@ class _Reader:
     def _st(self, segment: Any, position: int, src: Any) -> Records:
         yield from self._end_transaction()
         src.pop_errors()
+        yield from self._envelope_notes("st", position)
         if self.kind is None:
             yield self._problem(
                 position, "ST", "the transaction set is not inside a functional group"
@@ -371,7 +418,11 @@ class _Reader:
             )
             owner = self._owner()
             for error in walk_errors:
-                yield from self._fault(owner, position, sid, walk_text(error, sid), "structure")
+                weight = segment_weight(str(error.err_cde), str(error.err_str))
+                text = walk_text(error, sid)
+                if node is None and str(error.err_cde) == "1":
+                    text += "; it is not read"
+                yield from self._fault(owner, position, sid, text, weight)
             if node is None:
                 return
             self.node = node
@@ -385,10 +436,16 @@ class _Reader:
         )
         owner = self._owner()
         for error in src.pop_errors():
-            yield from self._fault(owner, position, sid, _reader_text(error), "structure")
+            if error[0] in ("isa", "gs", "st"):
+                continue  # envelope errors: the first pass has them
+            weight = reader_weight(str(error[1]))
+            yield from self._fault(owner, position, sid, _reader_text(error), weight)
         if self.map is not None and sid not in _ENVELOPE:
             for error in self.node.is_valid_errors(segment)[1]:
-                yield from self._fault(owner, position, sid, element_text(error), "value")
+                code, ref = str(error.err_cde), str(error.refdes or "")
+                weight = element_weight(self.kind.name, code, ref, segment)
+                text = element_text(error, self.component)
+                yield from self._fault(owner, position, sid, text, weight)
         if sid == "SE":
             yield from self._end_transaction()
 
@@ -432,7 +489,8 @@ class _Reader:
             loop = table.hl_levels.get(level)
             if loop is None:
                 text = f"HL03 level code {level[:3]} is not one the {self.kind.name} TR3 defines"
-                yield from self._fault(self._owner(), position, sid, text, "value")
+                weight = Weight(RECORD, "hierarchy", "value")
+                yield from self._fault(self._owner(), position, sid, text, weight)
                 loop = "HL"
             self._push(loop, sid).hl = segment.get_value("HL01") or ""
             return
@@ -467,6 +525,8 @@ class _Reader:
             self.stack[-1].child = None
 
     def _give(self, frame: Frame) -> Records:
+        """The record of the loop that closes, or why it is quarantined (the first
+        reason carries the record as read, for the quarantine)."""
         assert self.kind is not None
         kind = self.kind
         subscriber = subscriber_of(kind.name, frame.obj)
@@ -475,25 +535,39 @@ class _Reader:
         self.last_subscriber = (subscriber, ordinal)
         key = record_key(kind.name, self.stack, ordinal)
         where = Location(self.name, segment=frame.position, segment_id=frame.segment_id)
-        if frame.problems:
-            for position, sid, text, code in frame.problems:
-                yield RecordProblem(
-                    Location(self.name, segment=position, segment_id=sid), text, code, key
-                )
-            return
+        data = record_data(self.stack)
+        reasons = [
+            (Location(self.name, segment=position, segment_id=sid), text, code)
+            for position, sid, text, code in frame.problems
+        ]
         faulty = next((f for f in self.stack[:-1] if f.faulty_at is not None), None)
         if faulty is not None:
             what = f"loop {faulty.loop}" if faulty.loop else "the transaction set's header"
             text = f"{kind.noun} refused: {what} has errors (segment {faulty.faulty_at})"
-            yield RecordProblem(where, text, "structure", key)
-            return
+            reasons.append((where, text, "structure"))
         if kind.name.startswith("837") and not claim_id_of(frame.obj).strip():
             # pyx12 takes an element of spaces for a value; a claim with no id cannot be
             # told from another, nor kept under one (its key is the billing NPI and CLM01).
             text = f"{kind.noun} refused: its CLM01 (the claim's identifier) is blank"
-            yield RecordProblem(where, text, "value", key)
+            reasons.append((where, text, "value"))
+        missing = missing_in_record(kind.name, data) if not reasons else None
+        if missing is not None:
+            reasons.append((where, f"{kind.noun} refused: {missing}", "required"))
+        own = [replace(w, key=key) for w in frame.warnings]
+        if frame.more_warnings:
+            text = f"{frame.more_warnings} more warning(s) in this {kind.noun}, not listed"
+            own.append(
+                RecordProblem(where, text, "structure", key, severity="warning", kind="truncated")
+            )
+        yield from own  # said even of a refused record: often they say why
+        if reasons:
+            for index, (location, text, code) in enumerate(reasons):
+                held = data if index == 0 else None
+                yield RecordProblem(location, text, code, key, record=held)
             return
-        yield SourceRecord(kind.name, key, record_data(self.stack), where)
+        carried = [w for level in self.notes.values() for w in level]
+        carried += [w for f in self.stack[:-1] for w in f.warnings]
+        yield SourceRecord(kind.name, key, data, where, tuple(carried + own))
 
     def _owner(self) -> Frame:
         for frame in reversed(self.stack):
@@ -501,14 +575,29 @@ class _Reader:
                 return frame
         return self.stack[0]
 
-    def _fault(self, owner: Frame, position: int, sid: str, text: str, code: str) -> Records:
+    def _fault(self, owner: Frame, position: int, sid: str, text: str, weight: Weight) -> Records:
+        """A finding in ``owner``'s loop: one that quarantines refuses its record (in a
+        context loop, every record under it); a warning is kept with the loop and, in
+        a context loop, given at once (its records carry it)."""
         assert self.kind is not None
-        if owner.chain and owner.loop == self.kind.record_loop:
-            owner.problems.append((position, sid, text, code))
+        code = weight.code
+        is_record = owner.chain and owner.loop == self.kind.record_loop
+        if weight.quarantines:
+            if is_record:
+                owner.problems.append((position, sid, text, code))
+                return
+            if owner.faulty_at is None:
+                owner.faulty_at = position
+            yield self._problem(position, sid, text, code)
             return
-        if owner.faulty_at is None:
-            owner.faulty_at = position
-        yield self._problem(position, sid, text, code)
+        where = Location(self.name, segment=position, segment_id=sid or None)
+        warning = RecordProblem(where, text, code, severity="warning", kind=weight.kind)
+        if len(owner.warnings) < _MAX_WARNINGS:
+            owner.warnings.append(warning)
+        elif is_record:
+            owner.more_warnings += 1
+        if not is_record:
+            yield warning
 
     def _broken(self, position: int, sid: str, exc: Exception) -> Records:
         """pyx12 failed on a segment: the rest of its transaction set is not read."""

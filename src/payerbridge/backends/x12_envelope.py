@@ -5,20 +5,25 @@ pyx12's ``X12Reader`` checks the envelopes as it tokenizes: ISA/IEA, GS/GE and S
 control numbers, the counts in IEA01, GE01 and SE01, trailers missing at the end, a
 control number used twice. An SE count is only known at the SE, after the set's claims;
 so the reader reads the envelopes first and refuses a broken one before giving any of
-its records. Only the refusals are kept (a few per broken envelope), so memory does not
-grow with the file.
+its records. Only an envelope that cannot be trusted is refused: a trailer missing (its
+records cannot be delimited). A count or control number that disagrees, or a control
+number used twice, is a warning (``x12_findings.envelope_weight``): the transaction
+set's records are still delimited by its ST and SE, and their content is judged. Only
+the findings are kept (a few per envelope), so memory does not grow with the file.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any
 
 import pyx12.errors  # type: ignore[import-untyped]
 import pyx12.x12file  # type: ignore[import-untyped]
 
 from payerbridge.backends.model import Location, RecordProblem
+from payerbridge.backends.x12_findings import envelope_weight
 
 __all__ = ["EnvelopeFaults", "check_envelopes"]
 
@@ -47,11 +52,13 @@ class EnvelopeFaults:
     where it cannot be read on."""
 
     refused: dict[int, list[RecordProblem]] = field(default_factory=dict)
+    # Warnings (counts, control numbers) by the position of the ISA, GS or ST they are of.
+    warnings: dict[int, list[RecordProblem]] = field(default_factory=dict)
     unreadable: RecordProblem | None = None
     stop_at: int | None = None
 
 
-def check_envelopes(text: TextIO, name: str) -> EnvelopeFaults:
+def check_envelopes(text: io.TextIOBase, name: str) -> EnvelopeFaults:
     faults = EnvelopeFaults()
     try:
         src = pyx12.x12file.X12Reader(text)
@@ -85,15 +92,30 @@ def check_envelopes(text: TextIO, name: str) -> EnvelopeFaults:
             if kind in _LEVEL:
                 text_ = _TEXTS.get((kind, code), f"{kind.upper()} envelope error {code[:4]}")
                 where = Location(name, segment=position, segment_id=sid)
-                _refuse(faults, open_at.get(kind, position), where, text_, kind)
+                _found(faults, open_at.get(kind, position), where, text_, (kind, code))
     src.cleanup()
     for kind, code, *_ in src.pop_errors():
         if kind in _LEVEL and kind in open_at:
             text_ = _TEXTS.get((kind, code), f"{kind.upper()} envelope error {code[:4]}")
             text_ += f" (the file ends at segment {position})"
             where = Location(name, segment=open_at[kind], segment_id=kind.upper())
-            _refuse(faults, open_at[kind], where, text_, kind)
+            _found(faults, open_at[kind], where, text_, (kind, code))
     return faults
+
+
+def _found(
+    faults: EnvelopeFaults, at: int, where: Location, text: str, error: tuple[str, str]
+) -> None:
+    """An envelope error: a warning when its records can still be delimited, else the
+    envelope's refusal."""
+    weight = envelope_weight(*error)
+    if weight is None:
+        _refuse(faults, at, where, text, error[0])
+        return
+    found = faults.warnings.setdefault(at, [])
+    if len(found) < 20:
+        text += f"; the {_LEVEL[error[0]]} is read all the same"
+        found.append(RecordProblem(where, text, "structure", severity="warning", kind=weight.kind))
 
 
 def _refuse(faults: EnvelopeFaults, at: int, where: Location, text: str, kind: str) -> None:

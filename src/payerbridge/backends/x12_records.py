@@ -18,11 +18,23 @@ leads to this record. The record's own loop holds everything under it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Frame", "KINDS", "Kind", "claim_id_of", "record_key", "segment_json"]
+from payerbridge.backends.model import RecordProblem
+
+__all__ = [
+    "Frame",
+    "KINDS",
+    "Kind",
+    "claim_id_of",
+    "kind_of",
+    "not_read_text",
+    "record_key",
+    "segment_json",
+]
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,62 @@ KINDS: dict[str, Kind] = {
 }
 
 
+# What a functional group holds, by GS01 (and, for claims, GS08's guide), to name what
+# a source does not read in one line.
+_TRANSACTIONS = {
+    "HC": "837 health care claim",
+    "HP": "835 remittance advice",
+    "HB": "271 eligibility response",
+    "HS": "270 eligibility inquiry",
+    "BE": "834 benefit enrollment",
+    "HI": "278 services review",
+    "HN": "277 claim status response",
+    "HR": "276 claim status request",
+    "FA": "999 implementation acknowledgment",
+    "RA": "820 premium payment",
+}
+_CLAIM_GUIDES = {
+    "X222": "837P professional claim",
+    "X098": "837P professional claim",
+    "X223": "837I institutional claim",
+    "X096": "837I institutional claim",
+    "X224": "837D dental claim",
+    "X097": "837D dental claim",
+}
+
+
+def kind_of(gs01: str, st01: str | None, gs08: str) -> str | None:
+    """What the reader calls a transaction: 834, 837P/I/D, 278; None when it does not
+    map it."""
+    if gs01 == "BE" and st01 in (None, "834") and gs08.startswith("005010X220"):
+        return "834"
+    if gs01 == "HC" and st01 in (None, "837"):
+        return {"005010X222": "837P", "005010X223": "837I", "005010X224": "837D"}.get(gs08[:10])
+    if gs01 == "HI" and st01 in (None, "278") and gs08.startswith("005010X217"):
+        return "278"
+    return None
+
+
+def not_read_text(gs01: str, gs08: str, version: str, kinds: frozenset[str]) -> str | None:
+    """Why a functional group is not read, in one line (None: it is): a version other
+    than 5010, or a transaction the source does not read. GS08 and GS01 are codes."""
+    guide = re.sub(r"[^A-Za-z0-9]", "", gs08)[:12] or "(none)"
+    what = _TRANSACTIONS.get(gs01, f"GS01 {re.sub(r'[^A-Za-z0-9]', '', gs01)[:2]} group")
+    if gs01 == "HC":
+        what = _CLAIM_GUIDES.get(guide[6:10], what)
+    what = f"{'an' if what.startswith('8') else 'a'} {what}"
+    reads = ", ".join(sorted(kinds))
+    if version != "00501" or not guide.startswith("005010"):
+        return f"version {guide} is not read; 5010 only (this functional group is {what})"
+    kind = kind_of(gs01, None, gs08)
+    if kind is None or kind not in kinds:
+        return (
+            f"this functional group is {what} ({guide}); this source reads {reads}: "
+            "its transaction sets were skipped"
+        )
+    return None
+
+
 @dataclass
 class Frame:
     """An open loop while the reader walks a transaction set."""
@@ -59,6 +127,10 @@ class Frame:
     # Problems of a record loop, reported when it closes (with its key).
     problems: list[tuple[int, str, str, str]] = field(default_factory=list)
     faulty_at: int | None = None  # a context loop with errors: where the first one was
+    # Warnings found in this loop's own segments (a context loop's apply to every
+    # record under it).
+    warnings: list[RecordProblem] = field(default_factory=list)
+    more_warnings: int = 0  # a record loop's warnings past those kept
 
     def add_segment(self, segment_id: str, value: dict[str, Any]) -> None:
         self.obj.setdefault(segment_id, []).append(value)

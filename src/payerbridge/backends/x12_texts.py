@@ -22,10 +22,13 @@ _ELEMENT = {
     "10": "is present but not used in this implementation guide (or excluded by another)",
 }
 _CODE = re.compile(r"^[A-Z0-9]{1,3}$")
+_SEPARATOR_LIKE = "><|!^\\:"
 
 
-def element_text(error: Any) -> str:
-    """An element error of ``segment_if.is_valid_errors``."""
+def element_text(error: Any, component: str = "") -> str:
+    """An element error of ``segment_if.is_valid_errors``; ``component`` (ISA16) lets a
+    value that holds another separator-like character be said to (the character only:
+    a file whose body uses another component separator than its ISA16 names)."""
     code = str(error.err_cde)
     ref = str(error.refdes or "")[:12]
     node = getattr(error, "map_node", None)
@@ -38,6 +41,13 @@ def element_text(error: Any) -> str:
     value = str(error.err_val or "")
     if code == "7" and _CODE.match(value) and _is_code_element(node):
         text += f": {value}"
+    if code in ("4", "5", "6", "7") and component:
+        other = next((c for c in _SEPARATOR_LIKE if c in value and c != component), None)
+        if other is not None:
+            text += (
+                f" (it holds '{other}': is '{other}' the component separator the file"
+                f" uses, where its ISA16 says '{component}'?)"
+            )
     return text
 
 

@@ -227,13 +227,20 @@ def _print_reports(reports, as_json: bool) -> None:  # type: ignore[no-untyped-d
             continue
         err.print(
             f"[green]mapped[/green] {report.name} with {report.mapping}: {report.records} "
-            f"record(s), {sum(report.counts.values())} resource(s), {report.held} "
-            f"quarantined, {report.problem_count} problem(s)"
+            f"record(s) read, {report.mapped} mapped, {report.records_quarantined} "
+            f"quarantined by record, {report.records_not_mapped} not mapped, "
+            f"{sum(report.counts.values())} resource(s), {report.held} held in quarantine, "
+            f"{report.problem_count} problem(s)"
         )
         for problem in report.problems:
             err.print(f"  {problem}")
         if report.problem_count > len(report.problems):
             err.print(f"  ... and {report.problem_count - len(report.problems)} more")
+        if report.warnings:
+            kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(report.warnings.items()))
+            err.print(f"  [yellow]warnings[/yellow] (mapped all the same): {kinds}")
+            for warning in report.warning_examples[:10]:
+                err.print(f"    {warning}")
         if report.changes:
             changes = ", ".join(f"{n} {kind}" for kind, n in sorted(report.changes.items()))
             err.print(f"  changes: {changes}")

@@ -53,6 +53,10 @@ PDEX_PROVENANCE_PROFILE = "http://hl7.org/fhir/us/davinci-pdex/StructureDefiniti
 PROVENANCE_SOURCE_FORMAT = (
     "http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/ProvenanceSourceFrom"
 )
+# Our extension on a source Provenance's entity: one defect of the source record that was
+# read all the same (an X12 warning, ADR 0056), as text without values. R4's Provenance
+# has no note element; an extension on the entity is valid wherever it is read.
+SOURCE_WARNING_EXTENSION = "https://payerbridge.dev/fhir/StructureDefinition/source-warning"
 PROVENANCE_PAYER_DATA_SOURCE = (
     "http://hl7.org/fhir/us/davinci-pdex/CodeSystem/ProvenancePayerDataSource"
 )

@@ -7,12 +7,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from payerbridge.backends.ingestion import ProvenanceOf
-from payerbridge.backends.mapping import Mapping
+from payerbridge.backends.ingestion import MadeFromSource, ProvenanceOf
 from payerbridge.fhir import codes
 from payerbridge.routing.model import Organization
 from payerbridge.timestamps import utc_iso
@@ -85,6 +85,8 @@ class SourceMapping:
     source_id: str
     source_format: str
     mapping: dict[str, str]
+    # What was read despite a defect of the source records (texts without values).
+    warnings: Sequence[str] = ()
 
 
 def receipt_provenance(
@@ -108,7 +110,8 @@ def source_provenance(
 ) -> dict[str, Any]:
     """Where resources made from one of our own backends came from: the source, its
     format (PDex ``sourceFormat``) and the mapping version that made them, with us as
-    their custodian."""
+    their custodian; its warnings (what was read despite a defect of the source
+    records) as extensions of the source entity."""
     mapping = made.mapping
     what = {
         "identifier": {"system": "urn:payerbridge:source", "value": made.source_id},
@@ -117,6 +120,9 @@ def source_provenance(
     custody = Custody(transmitter=custodian, custodian=custodian, recorded=recorded)
     provenance = _created_from(provenance_id, targets, custody, what, made.source_format)
     provenance["meta"]["tag"] = [mapping]
+    provenance["entity"][0]["extension"] += [
+        {"url": codes.SOURCE_WARNING_EXTENSION, "valueString": text[:500]} for text in made.warnings
+    ]
     return provenance
 
 
@@ -161,14 +167,17 @@ def provenance_by(us: Organization) -> ProvenanceOf:
     """The source Provenance of what a mapping made, with ``us`` as its custodian (the
     backends' intake carries it)."""
 
-    def provenance(
-        provenance_id: str,
-        targets: list[dict[str, Any]],
-        mapping: Mapping,
-        source_id: str,
-        recorded: datetime,
-    ) -> dict[str, Any]:
-        made = SourceMapping(source_id, mapping.source_format, mapping.tag)
-        return source_provenance(provenance_id, targets, made, custodian=us, recorded=recorded)
+    def provenance(source: MadeFromSource) -> dict[str, Any]:
+        mapping = source.mapping
+        made = SourceMapping(
+            source.source_id, mapping.source_format, mapping.tag, tuple(source.warnings)
+        )
+        return source_provenance(
+            source.provenance_id,
+            source.targets,
+            made,
+            custodian=us,
+            recorded=source.recorded,
+        )
 
     return provenance

@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from payerbridge.backends.examples import run_example
+from payerbridge.backends.ingestion import MadeFromSource
 from payerbridge.backends.mapping import BUILT_IN_MAPPINGS, Mapping, load_mapping
 from payerbridge.backends.model import SourceRecord
 from payerbridge.backends.readers import read_stream
@@ -141,7 +142,9 @@ def test_the_provenance_names_the_pdex_source_format(directory: Path, source_for
     mapping = load_mapping(directory)
     made = provenance_by(Organization("Plan", "1245319599"))
     target = {"resourceType": "ExplanationOfBenefit", "id": "e1"}
-    provenance = made("p1", [target], mapping, "rx", datetime(2026, 1, 1, tzinfo=UTC))
+    provenance = made(
+        MadeFromSource("p1", [target], mapping, "rx", datetime(2026, 1, 1, tzinfo=UTC))
+    )
     (entity,) = provenance["entity"]
     (extension,) = entity["extension"]
     assert extension["url"] == codes.PROVENANCE_SOURCE_FORMAT

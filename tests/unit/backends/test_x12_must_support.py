@@ -12,7 +12,13 @@ from typing import Any
 import pytest
 
 from payerbridge.backends.examples import run_example
-from payerbridge.backends.ingestion import Intake, MappingRun, map_batches, refuse_to_hold
+from payerbridge.backends.ingestion import (
+    Intake,
+    MadeFromSource,
+    MappingRun,
+    map_batches,
+    refuse_to_hold,
+)
 from payerbridge.backends.mapping import BUILT_IN_MAPPINGS, Mapping, RecordNotMapped, load_mapping
 from payerbridge.backends.model import RecordProblem, SourceRecord
 from payerbridge.backends.readers import read_file
@@ -201,8 +207,8 @@ def _ingested(records: list[SourceRecord | RecordProblem]) -> list[dict[str, Any
         compartment_of=compartment_patient,
     )
 
-    def provenance(id_: str, targets: list[Any], *_: Any) -> dict[str, Any]:
-        return {"resourceType": "Provenance", "id": id_, "target": targets}
+    def provenance(made: MadeFromSource) -> dict[str, Any]:
+        return {"resourceType": "Provenance", "id": made.provenance_id, "target": made.targets}
 
     intake = Intake(lambda _: [], refuse_to_hold, provenance, lambda *_: None)
     return [r for batch in map_batches(records, run, intake, size=2) for r, _ in batch.resources]
