@@ -29,6 +29,7 @@ from fhirpathpy.engine.nodes import ResourceNode
 from fhirpathpy.models import models
 from fhirpathpy.parser import parse
 
+from payerbridge.fhir.invariant_memo import memo_key, projection_of
 from payerbridge.fhir.value_sets import Terminology
 
 __all__ = ["SKIPPED", "Invariant", "compile_invariant", "unsupported"]
@@ -57,6 +58,18 @@ _ELE_1 = "hasValue() or (children().count() > id.count())"
 _EXT_1 = "extension.exists() != value.exists()"
 _DOM_3 = "contained.where((('#'+id in (%resource.descendants().reference"
 _CONTAINED = ("dom-2", "dom-4", "dom-5")
+
+# Distinct inputs remembered per invariant before the memo starts again.
+_MEMO_SIZE = 20_000
+
+
+class _Memo:
+    """Whether answers are remembered (a test compares them with answers evaluated)."""
+
+    enabled = True
+
+
+MEMO = _Memo()
 
 # Functions the engine implements only through our invocation table.
 _OURS = {"memberOf", "hasValue"}
@@ -145,11 +158,24 @@ def _compiled(
         "hasValue": {"fn": _has_value},
     }
     function = compile_path(expression, _R4, options={"userInvocationTable": table})
+    projection = projection_of(expression)
+    answers: dict[bytes, bool] = {}  # by what the answer depends on (``invariant_memo``)
 
-    def holds(value: Any, root: Mapping[str, Any]) -> bool:
+    def evaluated(value: Any, root: Mapping[str, Any]) -> bool:
         node = ResourceNode.create_node(value, type_path)  # type: ignore[no-untyped-call]
         result = function(node, {"resource": root, "rootResource": root})
         return bool(result) and all(item is True for item in result)
+
+    def holds(value: Any, root: Mapping[str, Any]) -> bool:
+        if projection is None or not MEMO.enabled:
+            return evaluated(value, root)
+        key = memo_key(projection, value, root)
+        answer = answers.get(key)
+        if answer is None:
+            if len(answers) >= _MEMO_SIZE:
+                answers.clear()
+            answer = answers[key] = evaluated(value, root)
+        return answer
 
     return holds
 
