@@ -254,7 +254,7 @@ def _check_each_partner_was_asked_in_its_own_version(output: str, var: Path, bas
     arrived = re.search(r"arrived at the plan's FHIR server \([^)]*\): (.*)", output)
     assert arrived is not None and "Patient 5" in arrived.group(1), output
     # The partners whose history comes from the plan's own systems, and what it came by.
-    assert "x12-834-enrollment@1.0.0" in output and "x12-837-eob@1.0.0" in output
+    assert "x12-834-enrollment@1.1.0" in output and "x12-837-eob@1.1.0" in output
     assert "mappings: fhir-server-quirks@1.0.0" in output
     assert output.count("completeness: complete") == 5
     assert "$member-match as HRex 1.0.0, member found by Patient?identifier=" in output

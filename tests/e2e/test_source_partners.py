@@ -204,7 +204,7 @@ def test_an_exchange_with_the_x12_csv_partner_returns_mapped_carin_bb_and_us_cor
         patient = http.get(f"/fhir/Patient/{matched}")
     if patient.status_code == 200:  # the reader's consent: the exchange's, same org
         tags, _ = _tags_and_formats([patient.json()])
-        assert tags == {"x12-834-enrollment@1.0.0"}
+        assert tags == {"x12-834-enrollment@1.1.0"}
     with x12_partner.platform() as platform:
         assert platform.members.count("source:") == platform.members.count()
 
@@ -215,8 +215,13 @@ def test_an_exchange_with_the_x12_csv_partner_returns_mapped_carin_bb_and_us_cor
     types = {r["resourceType"] for r in received}
     assert {"Patient", "Coverage", "ExplanationOfBenefit", "Provenance"} <= types
     tags, formats = _tags_and_formats(received)
-    assert {"x12-834-enrollment@1.0.0", "x12-837-eob@1.0.0"} <= tags
+    assert {"x12-834-enrollment@1.1.0", "x12-837-eob@1.1.0"} <= tags
     assert {"x12837"} <= formats
+    # 1.1.0's must-support (ADR 0058): the 834's coverages typed by their insurance line.
+    coverages = [r for r in received if r["resourceType"] == "Coverage"]
+    assert coverages and all(
+        c["type"]["coding"][0]["system"] == "https://nahdo.org/sopt" for c in coverages
+    )
     eobs = [r for r in received if r["resourceType"] == "ExplanationOfBenefit"]
     assert all(
         p.startswith("http://hl7.org/fhir/us/carin-bb/StructureDefinition/C4BB-")

@@ -6,6 +6,8 @@ purpose: ``payerbridge golden record`` (the diff is shown)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
 
@@ -25,6 +27,7 @@ def test_the_representative_scenarios_are_there() -> None:
         "legacy-x12-csv",
         "two-sources-conflict",
         "pharmacy-claims",
+        "x12-dependent",
     } <= names
 
 
@@ -46,6 +49,30 @@ def test_pharmacy_fills_go_under_regular_but_prep_and_moud() -> None:
         "PBM-0003",
     }
     assert not {"61958070101", "12496120803", "00054018813"} & set().union(*claims.values())
+
+
+def test_a_dependents_subscriber_goes_with_her_record_named_and_addressed() -> None:
+    """What the recorded x12-dependent scenario released (checked against a live run
+    below): the RelatedPerson the 834 gives a dependent, the subscriber named and
+    addressed from his own member loop (ADR 0058), in her $everything with her Coverages
+    typed by their insurance line and her claim's attending physician."""
+    (scenario,) = [s for s in SCENARIOS if s.name == "x12-dependent"]
+    released = orjson.loads(scenario.expected.read_bytes())["everything"]["resources"]
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for resource in released:
+        by_type.setdefault(resource["resourceType"], []).append(resource)
+    (patient,) = by_type["Patient"]
+    (related,) = by_type["RelatedPerson"]
+    assert related["patient"]["reference"] == f"Patient/{patient['id']}"
+    assert related["name"][0]["family"] == "RIVERA" and related["name"][0]["given"][0] == "CARLOS"
+    assert related["address"][0]["line"] == ["12 HARBOR WAY", "APT 3"]
+    assert related["relationship"][0]["coding"][0]["code"] == "PRN"
+    assert sorted(c["type"]["coding"][1]["code"] for c in by_type["Coverage"]) == ["DEN", "PPO"]
+    (eob,) = by_type["ExplanationOfBenefit"]
+    assert [m["role"]["coding"][0]["code"] for m in eob["careTeam"]] == ["attending"]
+    assert eob["careTeam"][0]["provider"]["identifier"]["value"] == "1467560003"
+    targets = {t["reference"] for p in by_type["Provenance"] for t in p["target"]}
+    assert f"RelatedPerson/{related['id']}" in targets
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)

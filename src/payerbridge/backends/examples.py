@@ -44,21 +44,24 @@ class ExampleRun:
 def run_example(mapping: Mapping, example: Example) -> ExampleRun:
     resources: list[dict[str, Any]] = []
     problems: list[dict[str, Any]] = []
+    context: Any = None  # as ingestion threads it through a file's records
     for item in read_file(mapping.input, example.input, mapping.input_options):
         if isinstance(item, RecordProblem):
             problems.append(item.to_json())
             continue
         if not mapping.engines_agree(
-            item.data, source_id=EXAMPLE_SOURCE, namespace=EXAMPLE_NAMESPACE
+            item.data, source_id=EXAMPLE_SOURCE, namespace=EXAMPLE_NAMESPACE, context=context
         ):
             text = "the two JSONata engines give this record different answers (ADR 0055)"
             problems.append(
                 RecordProblem(item.location, text, "processing", key=item.key).to_json()
             )
         try:
-            resources.extend(
-                mapping.apply(item.data, source_id=EXAMPLE_SOURCE, namespace=EXAMPLE_NAMESPACE)
+            given = mapping.apply(
+                item.data, source_id=EXAMPLE_SOURCE, namespace=EXAMPLE_NAMESPACE, context=context
             )
+            context = mapping.carried(item.data, context, namespace=EXAMPLE_NAMESPACE)
+            resources.extend(given)
         except RecordNotMapped as exc:
             problems.append(
                 RecordProblem(item.location, exc.text, exc.code, key=item.key).to_json()

@@ -48,7 +48,6 @@ __all__ = [
     "ProvenanceOf",
     "hold_in",
     "map_batches",
-    "map_record",
     "with_provenance",
     "refuse_to_hold",
 ]
@@ -135,45 +134,44 @@ def map_batches(
     batch = Batch()
     number = 0
     stamp = utc_iso(run.recorded)
+    context: Any = None  # what the records before left (mapping.py: context.jsonata)
     for item in records:
         if isinstance(item, RecordProblem):
             _note_problem(batch, item)
             continue
-        map_record(batch, item, run, intake.check, stamp)
+        batch.records += 1
+        try:
+            produced = run.mapping.apply(
+                item.data,
+                source_id=run.source_id,
+                namespace=run.namespace,
+                member=run.member,
+                context=context,
+            )
+            context = run.mapping.carried(item.data, context, namespace=run.namespace)
+        except RecordNotMapped as exc:
+            batch.problems.append(RecordProblem(item.location, exc.text, exc.code, key=item.key))
+            continue
+        batch.mapped += 1
+        texts = [str(w) for w in item.warnings]
+        for resource in produced:
+            # As it will be served: the profiles that require meta.lastUpdated see it.
+            resource["meta"]["lastUpdated"] = stamp
+            issues = intake.check(resource)
+            if issues:
+                batch.held.append(Held(resource, issues, item.key, str(item.location)))
+                continue
+            member = run.compartment_of(resource)
+            batch.resources.append((resource, member))
+            batch.counts[resource["resourceType"]] += 1
+            if texts and member is not None:
+                batch.member_warnings.setdefault(member, {}).update(dict.fromkeys(texts))
         if batch.records >= size:
             yield with_provenance(batch, run, number, intake.provenance)
             number += 1
             batch = Batch()
     if batch.records or batch.problems or batch.warnings:
         yield with_provenance(batch, run, number, intake.provenance)
-
-
-def map_record(
-    batch: Batch, item: SourceRecord, run: MappingRun, check: ProfileCheck, stamp: str
-) -> None:
-    """One record mapped into ``batch``: its resources checked, kept or held."""
-    batch.records += 1
-    try:
-        produced = run.mapping.apply(
-            item.data, source_id=run.source_id, namespace=run.namespace, member=run.member
-        )
-    except RecordNotMapped as exc:
-        batch.problems.append(RecordProblem(item.location, exc.text, exc.code, key=item.key))
-        return
-    batch.mapped += 1
-    texts = [str(w) for w in item.warnings]
-    for resource in produced:
-        # As it will be served: the profiles that require meta.lastUpdated see it.
-        resource["meta"]["lastUpdated"] = stamp
-        issues = check(resource)
-        if issues:
-            batch.held.append(Held(resource, issues, item.key, str(item.location)))
-            continue
-        member = run.compartment_of(resource)
-        batch.resources.append((resource, member))
-        batch.counts[resource["resourceType"]] += 1
-        if texts and member is not None:
-            batch.member_warnings.setdefault(member, {}).update(dict.fromkeys(texts))
 
 
 def _note_problem(batch: Batch, problem: RecordProblem) -> None:

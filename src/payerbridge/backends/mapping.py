@@ -5,6 +5,7 @@ A mapping is a directory an analyst can review without reading Python::
     <name>/<version>/
         mapping.toml          what it reads, what it produces, its PDex source format
         transform.jsonata     one JSONata expression: a record in, a resource or a list out
+        context.jsonata       optional: what a record leaves for the next ones (below)
         conceptmaps/*.json    FHIR ConceptMaps: the local codes it translates
         examples/<case>.<ext> a source file, and <case>.expected.json what it must give
 
@@ -24,6 +25,14 @@ source (``meta.source``); elements left empty are dropped, as FHIR requires.
 Two engines evaluate the one expression (ADR 0055): jsonatapy (Rust) for every record,
 and jsonata-python (the port of the reference implementation) for a record the first
 cannot map: its answer, or its error with the line of the expression, is the one given.
+
+A record is mapped alone, but some files spread what one record needs over several: an
+834 gives a family's subscriber before its dependents, and a dependent's RelatedPerson is
+that subscriber. ``context.jsonata``, when the mapping has one, is evaluated on each record
+mapped, with ``$context`` what the records before it in the same file left (unbound at
+the file's start); what it gives is ``$context`` for the next record's transform and
+context (ADR 0058). A record the mapping refuses leaves the context as it was. The
+context lives while one file is mapped, in the order the reader gives its records.
 """
 
 from __future__ import annotations
@@ -168,6 +177,8 @@ class Mapping:
     _expression: Any = field(repr=False)  # the reference engine's
     _fast: _FastExpression = field(repr=False)  # jsonatapy's
     _concept_maps: dict[str, _ConceptMap] = field(repr=False)
+    # context.jsonata, when the mapping has one: the reference engine's and jsonatapy's.
+    _context: tuple[Any, _FastExpression] | None = field(default=None, repr=False)
 
     @property
     def tag(self) -> dict[str, str]:
@@ -180,25 +191,33 @@ class Mapping:
         source_id: str,
         namespace: str,
         member: str | None = None,
+        context: Any = None,
     ) -> list[dict[str, Any]]:
         """The resources ``data`` (one record) gives; RecordNotMapped when it cannot.
         The expression sees ``$source`` and, for a live source's answer about one member,
-        ``$patient``: the id of that member's Patient here."""
-        bindings = {"source": source_id}
-        if member is not None:  # unbound otherwise: ``$exists($patient)`` is false
-            bindings["patient"] = member
-        try:
-            with _functions(self, namespace):
-                result = self._fast.expression().evaluate(data, bindings)
-        except ValueError:  # an error, or one of our functions refused: the reference says which
-            result = self._reference(data, bindings, namespace)
+        ``$patient``: the id of that member's Patient here; ``$context``: what the file's
+        records before this one left (``carried``), when they left something."""
+        bindings = _bindings(source=source_id, patient=member, context=context)
+        engines = (self._expression, self._fast)
+        result = self._evaluate(engines, "transform.jsonata", data, bindings, namespace)
         return [self._stamped(r, source_id) for r in _resources(result, self)]
 
-    def engines_agree(self, data: dict[str, Any], *, source_id: str, namespace: str) -> bool:
+    def carried(self, data: dict[str, Any], context: Any, *, namespace: str) -> Any:
+        """What ``data`` (a record just mapped) leaves for the next records of its file:
+        its ``context.jsonata`` with ``$context`` bound to ``context``; ``context`` itself
+        when the mapping has none. RecordNotMapped when the expression fails on it."""
+        if self._context is None:
+            return context
+        bindings = _bindings(context=context)
+        return self._evaluate(self._context, "context.jsonata", data, bindings, namespace)
+
+    def engines_agree(
+        self, data: dict[str, Any], *, source_id: str, namespace: str, context: Any = None
+    ) -> bool:
         """Whether both engines give the record the same answer (or both fail): what a
         mapping's examples are held to (ADR 0055)."""
         outcomes = []
-        bindings = {"source": source_id}
+        bindings = _bindings(source=source_id, context=context)
         for engine in (self._fast.expression(), self._expression):
             try:
                 with _functions(self, namespace):
@@ -210,17 +229,42 @@ class Mapping:
                 outcomes.append(("failed", None))
         return outcomes[0] == outcomes[1]
 
-    def _reference(self, data: dict[str, Any], bindings: dict[str, Any], namespace: str) -> Any:
+    def _evaluate(
+        self,
+        engines: tuple[Any, _FastExpression],
+        file_name: str,
+        data: dict[str, Any],
+        bindings: dict[str, Any],
+        namespace: str,
+    ) -> Any:
+        """What an expression (``file_name``: the reference engine's and jsonatapy's)
+        gives the record: jsonatapy's answer, else the reference engine's answer or error."""
+        reference, fast = engines
+        try:
+            with _functions(self, namespace):
+                return fast.expression().evaluate(data, bindings)
+        except ValueError:  # an error, or one of our functions refused: the reference says which
+            return self._reference(reference, file_name, data, bindings, namespace)
+
+    def _reference(
+        self,
+        expression: Any,
+        file_name: str,
+        data: dict[str, Any],
+        bindings: dict[str, Any],
+        namespace: str,
+    ) -> Any:
         """What the reference engine gives the record, or the error it names (with the
         expression's line), as RecordNotMapped."""
         try:
             with _functions(self, namespace):
-                result = self._expression.evaluate(dict(data), bindings)
+                result = expression.evaluate(dict(data), bindings)
         except RecordNotMapped:
             raise
         except jsonata.JException as exc:
             raise RecordNotMapped(
-                f"mapping {self.ref} failed on this record at {self._where(exc)}: {_brief(exc)}",
+                f"mapping {self.ref} failed on this record at "
+                f"{self._where(exc, file_name)}: {_brief(exc)}",
                 "processing",
             ) from None
         logger.warning("mapping engines differ", extra={"mapping": str(self.ref)})
@@ -249,9 +293,9 @@ class Mapping:
         kept["meta"] = meta
         return kept
 
-    def _where(self, exc: Any) -> str:
+    def _where(self, exc: Any, file_name: str = "transform.jsonata") -> str:
         position = getattr(exc, "location", None)
-        return _line_of(self.directory / "transform.jsonata", position)
+        return _line_of(self.directory / file_name, position)
 
     def translate(self, code: Any, concept_map: Any, system: Any = None) -> dict[str, str]:
         found = self._concept_maps.get(str(concept_map))
@@ -270,6 +314,12 @@ class Mapping:
                 "code-invalid",
             )
         return dict(target)
+
+
+def _bindings(**values: Any) -> dict[str, Any]:
+    """An expression's variables: those given a value; the others stay unbound, so that
+    ``$exists($patient)`` or ``$exists($context)`` is false."""
+    return {name: value for name, value in values.items() if value is not None}
 
 
 class _Namespace(threading.local):
@@ -535,7 +585,15 @@ def load_mapping(directory: Path) -> Mapping:
         _expression=_compiled(directory / "transform.jsonata"),
         _fast=_FastExpression((directory / "transform.jsonata").read_text()),
         _concept_maps=concept_maps,
+        _context=_context_of(directory / "context.jsonata"),
     )
+
+
+def _context_of(path: Path) -> tuple[Any, _FastExpression] | None:
+    """A mapping's ``context.jsonata``, compiled for both engines; None without one."""
+    if not path.is_file():
+        return None
+    return _compiled(path), _FastExpression(path.read_text())
 
 
 class MappingLibrary:

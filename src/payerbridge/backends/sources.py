@@ -8,7 +8,7 @@ with which mapping version, replicated or live (ADR 0031).
     [[source]]
     id = "enrollment"
     mode = "replicated"                  # files given (sources ingest), mapped and kept
-    mapping = "x12-834-enrollment@1.0.0"
+    mapping = "x12-834-enrollment@1.1.0"
     namespace = "plan"                   # the member-id space its Patients share
 
     [[source]]

@@ -103,6 +103,7 @@ NON_CLINICAL_TYPES = frozenset(
         "Practitioner",
         "PractitionerRole",
         "Provenance",
+        "RelatedPerson",
     }
 )
 # CarePlan, CareTeam, Goal and DocumentReference hold free text and attachments that

@@ -55,6 +55,9 @@ COMPARTMENT_FIELD: dict[str, str | None] = {
     "PractitionerRole": None,
     "Procedure": "subject",
     "Provenance": "target",
+    # A member's relation as the plan knows them (an 834 dependent's subscriber, ADR 0058):
+    # in the member's compartment by RelatedPerson.patient, as FHIR R4 puts it.
+    "RelatedPerson": "patient",
 }
 SUPPORTED_TYPES = frozenset(COMPARTMENT_FIELD)
 

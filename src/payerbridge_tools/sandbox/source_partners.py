@@ -52,9 +52,9 @@ Resource = dict[str, Any]
 
 # (source id, mapping, file name, what it holds), in the order they are ingested.
 REPLICATED_SOURCES = (
-    ("enrollment", "x12-834-enrollment@1.0.0", "enrollment.834", "eligibility system (834)"),
-    ("claims", "x12-837-eob@1.0.0", "professional.837", "claims platform (837P)"),
-    ("claims", "x12-837-eob@1.0.0", "institutional.837", "claims platform (837I)"),
+    ("enrollment", "x12-834-enrollment@1.1.0", "enrollment.834", "eligibility system (834)"),
+    ("claims", "x12-837-eob@1.1.0", "professional.837", "claims platform (837P)"),
+    ("claims", "x12-837-eob@1.1.0", "institutional.837", "claims platform (837I)"),
     ("conditions", "csv-conditions@1.0.0", "conditions.csv", "clinical extract (CSV)"),
     ("labs", "fixed-width-labs@1.0.0", "labs.txt", "laboratory extract (fixed-width)"),
 )

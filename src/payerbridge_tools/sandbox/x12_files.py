@@ -187,10 +187,19 @@ def _subscriber_loop(hl: int, parent: int, e: Enrollee, payer: tuple[str, str]) 
     ]
 
 
-def _diagnoses(claim: Claim, principal: str, other: str) -> list[str]:
+def _diagnoses(claim: Claim, principal: str, other: str, *, institutional: bool) -> list[str]:
+    """The claim's HI segments. An 837P (X222) sends every diagnosis in one HI, the
+    principal first (HI01 ABK, then ABF up to HI12). An 837I (X223) does not: its
+    Principal Diagnosis HI has HI01 alone (HI02 on is "not used"), and the others go in
+    an Other Diagnosis Information HI of their own (ABF, up to twelve)."""
     codes = [code.replace(".", "") for code in claim.diagnoses[:12]]
     if not codes:
         return []
+    if institutional:
+        first = [f"HI*{principal}:{codes[0]}"]
+        return first + (
+            ["HI*" + "*".join(f"{other}:{code}" for code in codes[1:])] if codes[1:] else []
+        )
     return [
         "HI*" + "*".join(f"{principal if n == 0 else other}:{code}" for n, code in enumerate(codes))
     ]
@@ -200,7 +209,7 @@ def _professional(claim: Claim) -> list[str]:
     charge = 100 * len(claim.services)
     segments = [
         f"CLM*{claim.claim_id}*{charge}***{claim.place_of_service}:B:1*Y*A*Y*Y",
-        *_diagnoses(claim, "ABK", "ABF"),
+        *_diagnoses(claim, "ABK", "ABF", institutional=False),
     ]
     for number, service in enumerate(claim.services, 1):
         segments += [
@@ -218,7 +227,7 @@ def _institutional(claim: Claim) -> list[str]:
         f"CLM*{claim.claim_id}*{charge}***13:A:1**A*Y*Y",
         f"DTP*434*RD8*{day}-{day}",
         "CL1*1**01",
-        *_diagnoses(claim, "ABK", "ABF")[:1],
+        *_diagnoses(claim, "ABK", "ABF", institutional=True),
     ]
     if claim.attending is not None:
         family, given, npi = claim.attending

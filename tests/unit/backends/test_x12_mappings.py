@@ -25,7 +25,13 @@ from payerbridge.backends.model import Location, RecordProblem, SourceRecord
 from payerbridge.backends.readers import read_file
 from payerbridge.fhir.profiles import ProfileChecker
 
-X12_MAPPINGS = ["x12-837-eob/1.0.0", "x12-834-enrollment/1.0.0", "x12-278-prior-auth/1.0.0"]
+X12_MAPPINGS = [
+    "x12-837-eob/1.0.0",
+    "x12-837-eob/1.1.0",
+    "x12-834-enrollment/1.0.0",
+    "x12-834-enrollment/1.1.0",
+    "x12-278-prior-auth/1.0.0",
+]
 
 
 def outcome(mapping: Mapping, example: Path) -> dict[str, Any]:
@@ -283,7 +289,9 @@ def repeated_elements_are_arrays(value: Any, path: str = "") -> list[str]:
     return wrong
 
 
-@pytest.mark.parametrize("name", ["x12-834-enrollment/1.0.0", "x12-278-prior-auth/1.0.0"])
+@pytest.mark.parametrize(
+    "name", ["x12-834-enrollment/1.0.0", "x12-834-enrollment/1.1.0", "x12-278-prior-auth/1.0.0"]
+)
 def test_every_example_resource_passes_the_profiles_it_claims(name: str) -> None:
     checker = ProfileChecker.bundled()
     mapping = load_mapping(BUILT_IN_MAPPINGS / name)

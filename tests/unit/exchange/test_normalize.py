@@ -137,3 +137,24 @@ def test_the_same_answer_lands_on_the_same_ids_and_another_client_on_others() ->
     other = run(answer, Holder("otherplan", "M-1", "1245319599"))
     assert not other.refs & again.refs
     assert other.patient_id != again.patient_id
+
+
+def test_a_members_related_person_is_kept_in_her_compartment() -> None:
+    """The subscriber of a dependent, as an old payer's 834 gave it (ADR 0058): kept, under
+    our id, its patient the member's Patient here."""
+    related = {
+        "resourceType": "RelatedPerson",
+        "id": "rp1",
+        "active": True,
+        "patient": {"reference": "Patient/p1"},
+        "name": [{"family": "RIVERA", "given": ["CARLOS"]}],
+    }
+    result = run(bundle(a_patient(), a_coverage(), related))
+    assert result.skipped == {} and result.gaps == ()
+    (kept, compartment), *_ = [
+        (r, c) for r, c in result.resources if r["resourceType"] == "RelatedPerson"
+    ]
+    assert kept["id"] == ours("RelatedPerson/rp1")
+    assert kept["patient"]["reference"] == f"Patient/{ours('Patient/p1')}"
+    assert compartment == ours("Patient/p1")
+    assert kept["name"] == related["name"]

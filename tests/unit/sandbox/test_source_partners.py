@@ -97,3 +97,29 @@ def test_the_sources_files_name_shipped_mappings(written: Path, tmp_path: Path) 
     (spec,) = load_sources(live).live()
     assert spec.auth is not None and spec.auth.token_url == "http://127.0.0.1:9/auth/token"
     assert "Patient" not in spec.types and "Observation" in spec.types
+
+
+def test_an_837i_with_several_diagnoses_is_accepted_and_maps_its_attending(
+    tmp_path: Path,
+) -> None:
+    """The generator once wrote an 837I claim's other diagnoses in its principal diagnosis
+    HI (HI02 on, which X223 does not use): pyx12 refused those claims (9 of 155 at 1,000
+    members). Seed 23's 24 members hold such a claim (three diagnoses): every claim is
+    accepted, its other diagnoses in an HI of their own, and mapped with its attending."""
+    written = write_x12_partner(tmp_path, NETWORK, PAYER, 24, 23, AS_OF)
+    mapping = MappingLibrary().get(MappingRef.parse("x12-837-eob@1.1.0"))
+    items = list(read_file("x12", tmp_path / "institutional.837", mapping.input_options))
+    assert [str(i) for i in items if isinstance(i, RecordProblem)] == []
+    claims = [i.data["2000A"][0]["2000B"][0]["2300"][0] for i in items]
+    assert len(claims) == 7 and written.claims > len(claims)
+    several = [c for c in claims if len(c["HI"]) > 1]
+    assert several, "the population no longer holds an 837I with several diagnoses"
+    for claim in several:
+        assert [h["HI01"][0] for h in claim["HI"]] == ["ABK", "ABF"]
+        assert "HI02" not in claim["HI"][0]
+    for item in items:
+        assert isinstance(item, SourceRecord)
+        (eob,) = mapping.apply(item.data, source_id="claims", namespace="plan")
+        roles = [m["role"]["coding"][0]["code"] for m in eob.get("careTeam", [])]
+        attending = item.data["2000A"][0]["2000B"][0]["2300"][0].get("2310A")
+        assert roles == (["attending"] if attending else [])
