@@ -390,6 +390,60 @@ def bench_adapters(
     out.print(f"report written to {report}")
 
 
+@bench_app.command("ingest")
+def bench_ingest(
+    members: Annotated[int, typer.Option(min=100, help="Members of the 834.")] = 100_000,
+    claims: Annotated[int, typer.Option(min=100, help="Claims of the 837P.")] = 1_000_000,
+    base_src: Annotated[
+        Path | None,
+        typer.Option(help="The src/ of the commit before: A/B on a smaller 837P, interleaved."),
+    ] = None,
+    ab_claims: Annotated[int, typer.Option(min=100, help="Claims of the A/B file.")] = 20_000,
+    pairs: Annotated[int, typer.Option(min=1, help="A/B pairs.")] = 3,
+    work_dir: Annotated[Path, typer.Option(help="Where the files are written.")] = Path(
+        "/tmp/pb-bench-ingest"
+    ),
+    report: Annotated[Path, typer.Option(help="Where to write the Markdown report.")] = Path(
+        "docs/benchmarks/ingest.md"
+    ),
+) -> None:
+    """`sources ingest` of a large 834 and 837 the sandbox writes: records per second and
+    per CPU-second, peak memory; with --base-src, an A/B against the commit before."""
+    from datetime import date
+
+    from payerbridge_tools.bench.ingest import report_markdown, run_ingest, write_files
+    from payerbridge_tools.bench.machine import machine_lines
+
+    as_of = date(2026, 11, 27)
+    pairs_run = []
+    if base_src is not None:
+        ab_dir = work_dir / "ab"
+        ab_dir.mkdir(parents=True, exist_ok=True)
+        _, ab_file, _, ab_count = write_files(ab_dir, 0, ab_claims, as_of)
+        ab = [("claims", "837", ab_file, ab_count)]
+        for n in range(pairs):
+            order = [("base", base_src), ("head", None)]
+            timed = {
+                name: run_ingest(name, src, ab, "1.0.0")[0]
+                for name, src in order[:: 1 - 2 * (n % 2)]
+            }
+            pairs_run.append((timed["base"], timed["head"]))
+            err.print(
+                f"pair {n + 1}: base {timed['base'].per_second:,.0f}/s, "
+                f"head {timed['head'].per_second:,.0f}/s"
+            )
+    work_dir.mkdir(parents=True, exist_ok=True)
+    e834, e837, n834, n837 = write_files(work_dir, members, claims, as_of)
+    err.print(f"written: {n834:,} members, {n837:,} claims")
+    files = [("enrollment", "834", e834, n834), ("claims", "837", e837, n837)]
+    runs = run_ingest("head", None, files, "1.1.0")
+    markdown = report_markdown(runs, pairs_run, machine_lines())
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(markdown)
+    out.print(markdown)
+    out.print(f"report written to {report}")
+
+
 @bench_app.command("console")
 def bench_console(
     members: Annotated[

@@ -46,6 +46,7 @@ __all__ = [
     "fhir_server_switcher",
     "source_switcher",
     "write_x12_partner",
+    "x12_slice",
 ]
 
 Resource = dict[str, Any]
@@ -122,6 +123,31 @@ def write_x12_partner(
     written.members = len(extract.enrollees)
     written.claims = len(extract.claims)
     return written
+
+
+def x12_slice(
+    network: Network, payer: PayerProfile, members: int, seed: int, as_of: date, control: int
+) -> tuple[str, str, int, int]:
+    """One slice of a payer's population as its systems write it, for a file built of
+    many (``payerbridge bench ingest``): its 834 and its 837P, each one interchange under
+    its own control number (``control`` and the next), and how many members and claims."""
+    extract = _extract(network, payer, members, seed, as_of)
+    fein = payer.npi[1:]
+    enrollment = enrollment_834(
+        Interchange(f"{payer.member_id_prefix}ELIG", payer.member_id_prefix, as_of, control),
+        ("SANDBOX EMPLOYERS", "123456789"),
+        (payer.name, fein),
+        extract.enrollees,
+    )
+    claims = [c for c in extract.claims if not c.institutional]
+    professional = claims_837(
+        Interchange("SANDBOXCH", payer.member_id_prefix, as_of, control + 1),
+        ("SANDBOX CLEARINGHOUSE", "SBXCH01"),
+        (payer.name, payer.npi),
+        claims,
+        institutional=False,
+    )
+    return enrollment, professional, len(extract.enrollees), len(claims)
 
 
 def fhir_server_sources(
