@@ -30,6 +30,7 @@ import orjson
 import pytest
 from sqlalchemy import Engine, create_engine, select
 
+from payerbridge.fhir.resources import is_member_record
 from payerbridge.store.tables import audit_events, fhir_resources
 from payerbridge_tools.sandbox.generator import write_network
 from tests.builders import member_match_parameters
@@ -354,7 +355,9 @@ def test_work_in_flight_through_a_database_restart_finishes_once_each(payers: Pa
     by_exchange = _imported(new, "exchange:")
     assert set(by_exchange) == {f"exchange:{e['id']}" for e in ended}, by_exchange.keys()
     for source, resources in by_exchange.items():
-        assert sum(1 for r in resources if r["resourceType"] == "Patient") == 1, source
+        patients = [r for r in resources if r["resourceType"] == "Patient"]
+        # The old payer's, and ours for the member, which it points to (ADR 0054).
+        assert sorted(is_member_record(p) for p in patients) == [False, True], source
         assert not _once_each(resources), (source, _once_each(resources))
     # The onboarding: completed, each member once, each history imported once.
     assert report["status"] == "completed", report

@@ -48,6 +48,7 @@ NETWORK = build_network(5)
 X12_PAYER, FHIR_PAYER = NETWORK.payers[3], NETWORK.payers[4]
 PLATFORM = NETWORK.platform
 BUDGET = 3.0
+BROKEN: dict[str, str] = {}  # the claim the X12 partner's fixture broke, by its id
 
 
 def _org(payer: Any) -> dict[str, str]:
@@ -90,11 +91,19 @@ def x12_partner(
     old = module_server(
         "x12", env={**_org(X12_PAYER), "PAYERBRIDGE_SOURCES_FILE": str(written.sources_file)}
     )
+    broken = BROKEN["claim"] = _break_a_claim_of(files / "professional.837", _x12_switcher())
     for source_id, path in written.files:
         ingested = old.cli("sources", "ingest", source_id, str(path), "--json")
-        assert ingested.returncode == 0, ingested.stderr
+        assert ingested.returncode == (3 if path.name == "professional.837" else 0)
         (report,) = [orjson.loads(line) for line in ingested.stdout.splitlines()]
-        assert (report["problem_count"], report["quarantined"]) == (0, 0), report
+        if path.name != "professional.837":
+            assert (report["problem_count"], report["quarantined"]) == (0, 0), report
+            continue
+        # ADR 0056: the one claim whose service date is no date is held, the rest mapped.
+        (problem,) = report["problems"]
+        assert problem["key"].endswith(f"|{broken}") and problem["location"]["segment_id"] == "DTP"
+        assert report["records_quarantined"] == 1
+        assert report["records_mapped"] == report["records"] - 1
     _partner(new_payer, old, X12_PAYER)
     return old
 
@@ -188,10 +197,28 @@ def _tags_and_formats(resources: list[dict[str, Any]]) -> tuple[set[str], set[st
     return tags, formats
 
 
+def _x12_switcher() -> dict[str, Any]:
+    return source_switcher(NETWORK, X12_PAYER, MEMBERS, SEED, AS_OF)
+
+
+def _break_a_claim_of(path: Path, switcher: dict[str, Any]) -> str:
+    """The switcher's first professional claim given a service date that is no date (a
+    defect that changes the claim's meaning); its claim id."""
+    segments = [segment.strip() for segment in path.read_text().split("~")]
+    member = switcher["request"]["old_coverage"]["member_id"]
+    at = next(n for n, s in enumerate(segments) if s.startswith("NM1*IL") and s.endswith(member))
+    claim_at = next(n for n in range(at, len(segments)) if segments[n].startswith("CLM*"))
+    date_at = next(n for n in range(claim_at, len(segments)) if segments[n].startswith("DTP*472"))
+    day = segments[date_at].rsplit("*", 1)[1]
+    segments[date_at] = segments[date_at][: -len(day)] + day[:4] + "13" + day[6:]
+    path.write_text("~\n".join(segments))
+    return segments[claim_at].split("*")[1]
+
+
 def test_an_exchange_with_the_x12_csv_partner_returns_mapped_carin_bb_and_us_core(
     new_payer: ServerProcess, x12_partner: ServerProcess
 ) -> None:
-    switcher = source_switcher(NETWORK, X12_PAYER, MEMBERS, SEED, AS_OF)
+    switcher = _x12_switcher()
     with new_payer.client() as client:
         exchange = wait_terminal(client, submit(client, switcher["request"]))
     assert exchange["state"] == "completed", exchange
@@ -223,6 +250,9 @@ def test_an_exchange_with_the_x12_csv_partner_returns_mapped_carin_bb_and_us_cor
         c["type"]["coding"][0]["system"] == "https://nahdo.org/sopt" for c in coverages
     )
     eobs = [r for r in received if r["resourceType"] == "ExplanationOfBenefit"]
+    # The claim held in the quarantine at the old payer (ADR 0056) is not among them.
+    claim_ids = {i["value"] for eob in eobs for i in eob.get("identifier", [])}
+    assert claim_ids and not any(i.endswith(f"-{BROKEN['claim']}") for i in claim_ids)
     assert all(
         p.startswith("http://hl7.org/fhir/us/carin-bb/StructureDefinition/C4BB-")
         for eob in eobs
