@@ -25,9 +25,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from payerbridge.compliance.calendar import FileFieldError, first_error
 from payerbridge.consent.categories import canonical_system
 from payerbridge.errors import Issue
+from payerbridge.fhir.resources import is_source_record
 from payerbridge.json_paths import codings, element_path
 
 __all__ = [
+    "ANOTHER_PAYERS_PATIENT",
     "DRUG_PRIOR_AUTHORIZATION",
     "NOT_IN_SCOPE",
     "PAYER_TO_PAYER",
@@ -46,6 +48,9 @@ Resource = dict[str, Any]
 # Why the scope leaves a record out, as the audit trail names it.
 NOT_IN_SCOPE = "type-not-in-scope"
 DRUG_PRIOR_AUTHORIZATION = "drug-prior-authorization"
+# Another payer's Patient for the member, kept beside ours (ADR 0054): its identifiers are
+# that plan's; what is the member's goes with our Patient, never a second one.
+ANOTHER_PAYERS_PATIENT = "another-payers-patient"
 
 
 class ScopeError(FileFieldError):
@@ -210,10 +215,12 @@ class DataScope:
 
     def excludes(self, resource: Mapping[str, Any]) -> str | None:
         """Why the scope leaves ``resource`` out (``NOT_IN_SCOPE``,
-        ``DRUG_PRIOR_AUTHORIZATION``), or None when it may go."""
+        ``DRUG_PRIOR_AUTHORIZATION``, ``ANOTHER_PAYERS_PATIENT``), or None when it may go."""
         resource_type = resource.get("resourceType")
         if resource_type not in self.types:
             return NOT_IN_SCOPE
+        if resource_type == "Patient" and is_source_record(resource):
+            return ANOTHER_PAYERS_PATIENT
         if (
             resource_type == "ExplanationOfBenefit"
             and resource.get("use") == "preauthorization"

@@ -45,8 +45,8 @@ CONSENT_DENY_REASON = "urn:payerbridge:consent-deny-reason"
 # In a $member-match 422: ``review`` says a person at the old payer is looking at the
 # match (a case is open), so the new payer waits instead of treating it as final.
 MEMBER_MATCH_OUTCOME = "urn:payerbridge:member-match-outcome"
-# What a resource is to our record: "member" tags the Patient we keep for a member the
-# plan holds no Patient for, every old payer's data about the member pointing to it (ADR 0054).
+# What a resource is to our record (ADR 0054): "member" tags the Patient we keep for a
+# member the plan holds no Patient for; "source" an old payer's Patient kept linked to it.
 RECORD_ROLE = "urn:payerbridge:record-role"
 CONSENT_POLICY = {"regular": f"{_POLICY_BASE}#regular", "sensitive": f"{_POLICY_BASE}#sensitive"}
 PDEX_PROVENANCE_PROFILE = "http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/pdex-provenance"

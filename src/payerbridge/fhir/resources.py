@@ -21,6 +21,7 @@ __all__ = [
     "SUPPORTED_TYPES",
     "compartment_patient",
     "is_member_record",
+    "is_source_record",
     "iter_references",
     "json_of",
     "references_of",
@@ -91,10 +92,20 @@ def compartment_patient(resource: dict[str, Any]) -> str | None:
 def is_member_record(resource: Any) -> bool:
     """Our Patient for a member the plan holds no Patient for (ADR 0054): ours alone, never
     delivered as if it were the plan's."""
+    return _has_role(resource, "member")
+
+
+def is_source_record(resource: Any) -> bool:
+    """An old payer's Patient for a member, kept linked to the member's one Patient here
+    (ADR 0054): never given to another payer as the member's."""
+    return _has_role(resource, "source")
+
+
+def _has_role(resource: Any, role: str) -> bool:
     meta = resource.get("meta") if isinstance(resource, dict) else None
     tags = meta.get("tag") if isinstance(meta, dict) else None
     return isinstance(tags, list) and any(
-        isinstance(t, dict) and t.get("system") == RECORD_ROLE and t.get("code") == "member"
+        isinstance(t, dict) and t.get("system") == RECORD_ROLE and t.get("code") == role
         for t in tags
     )
 

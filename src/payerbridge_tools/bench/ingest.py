@@ -152,7 +152,7 @@ def run_ingest(
     if src is not None:
         env["PYTHONPATH"] = str(src)
     base = [sys.executable, "-m", "payerbridge"]
-    subprocess.run([*base, "migrate"], env=env, check=True, capture_output=True)
+    subprocess.run([*base, "db", "upgrade"], env=env, check=True, capture_output=True)
     runs = []
     for source, kind, path, records in files:
         command = [*base, "sources", "ingest", source, str(path), "--sources-file", str(sources)]

@@ -309,3 +309,30 @@ def test_a_bad_file_is_refused_naming_the_field(change: Any, field: str) -> None
     with pytest.raises(ScopeError) as refused:
         load_scope(json.dumps(document))
     assert refused.value.field == field
+
+
+def test_another_payers_patient_kept_beside_ours_never_goes_to_another_payer() -> None:
+    """ADR 0054: an old payer's Patient for the member, kept linked to the plan's, is that
+    plan's record (its identifiers); the member's own Patient goes, the source does not.
+    The plan's own organization reads both (the whole record)."""
+    from payerbridge.consent.model import ConsentPolicy
+    from payerbridge.disclosure.release import release
+    from payerbridge.disclosure.scope import ANOTHER_PAYERS_PATIENT, WHOLE_RECORD
+    from payerbridge.exchange.received.merge import source_patient
+
+    ours = {"resourceType": "Patient", "id": "plan-m1"}
+    theirs = source_patient(
+        {"resourceType": "Patient", "id": "src", "identifier": [{"value": "OLD-1"}]}, "plan-m1"
+    )
+    assert PAYER_TO_PAYER.excludes(theirs) == ANOTHER_PAYERS_PATIENT
+    assert PAYER_TO_PAYER.excludes(ours) is None
+
+    class _NoShared:
+        def read_many(self, refs: list[str]) -> list[dict[str, Any]]:
+            return []
+
+    for policy in ConsentPolicy:
+        went = release([ours, theirs], _NoShared(), policy).resources
+        assert [r["id"] for r in went] == ["plan-m1"], policy
+    whole = release([ours, theirs], _NoShared(), ConsentPolicy.SENSITIVE, scope=WHOLE_RECORD)
+    assert [r["id"] for r in whole.resources] == ["plan-m1", "src"]

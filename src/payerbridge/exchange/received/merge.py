@@ -190,7 +190,8 @@ def repoint(
 def source_patient(patient: Mapping[str, Any], member_patient: str) -> dict[str, Any]:
     """The old payer's Patient kept as a source record: linked ``seealso`` to the one
     Patient (FHIR R4 Patient.link: the other Patient holds information about the same
-    person; no ``replaces``, since the source record is not retired)."""
+    person; no ``replaces``, since the source record is not retired), and tagged so
+    (``record-role#source``): another payer gets the member's one Patient, not this."""
     kept = dict(patient)
     links = [
         link
@@ -199,6 +200,14 @@ def source_patient(patient: Mapping[str, Any], member_patient: str) -> dict[str,
     ]
     links.append({"other": {"reference": f"Patient/{member_patient}"}, "type": "seealso"})
     kept["link"] = links
+    meta = dict(kept.get("meta") or {})
+    tags = [
+        t
+        for t in meta.get("tag", [])
+        if not (isinstance(t, dict) and t.get("system") == codes.RECORD_ROLE)
+    ]
+    meta["tag"] = [*tags, {"system": codes.RECORD_ROLE, "code": "source"}]
+    kept["meta"] = meta
     return kept
 
 
