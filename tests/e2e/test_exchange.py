@@ -249,11 +249,13 @@ def stored_everything(
     Provenance, and with ``ours`` our Patient for the member (ADR 0054) too."""
     from payerbridge.consent.model import ConsentPolicy
     from payerbridge.disclosure.release import release
+    from payerbridge.disclosure.scope import WholeRecord
     from payerbridge.fhir.resources import is_member_record
 
+    held = WholeRecord(labels=False)  # what is held, not what another payer may take
     with payer.platform() as platform:
         compartment = platform.members.compartment(patient_id)
-        released = release(compartment, platform.members, ConsentPolicy.SENSITIVE)
+        released = release(compartment, platform.members, ConsentPolicy.SENSITIVE, scope=held)
     kept = [r for r in released.resources if ours or not is_member_record(r)]
     return {"entry": [{"resource": r} for r in kept]}
 

@@ -16,6 +16,7 @@ import pytest
 from payerbridge.consent.labels import CONFIDENTIALITY
 from payerbridge.consent.model import ConsentPolicy
 from payerbridge.disclosure.release import release
+from payerbridge.disclosure.scope import WholeRecord
 from payerbridge.fhir.codes import V2_0203
 from payerbridge_tools.sandbox.generator import write_network
 from tests.builders import WITHHELD_UNDER_REGULAR
@@ -59,7 +60,7 @@ def _held(payer: ServerProcess, patient_id: str, policy: ConsentPolicy) -> dict[
     """What the payer holds of the member, released under ``policy`` from its store."""
     with payer.platform() as platform:
         compartment = platform.members.compartment(patient_id)
-        released = release(compartment, platform.members, policy)
+        released = release(compartment, platform.members, policy, scope=WholeRecord(labels=False))
     return {f"{r['resourceType']}/{r['id']}": r for r in released.resources}
 
 
