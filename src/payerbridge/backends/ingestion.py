@@ -48,7 +48,6 @@ __all__ = [
     "ProvenanceOf",
     "hold_in",
     "map_batches",
-    "with_provenance",
     "refuse_to_hold",
 ]
 
@@ -167,11 +166,11 @@ def map_batches(
             if texts and member is not None:
                 batch.member_warnings.setdefault(member, {}).update(dict.fromkeys(texts))
         if batch.records >= size:
-            yield with_provenance(batch, run, number, intake.provenance)
+            yield _with_provenance(batch, run, number, intake.provenance)
             number += 1
             batch = Batch()
     if batch.records or batch.problems or batch.warnings:
-        yield with_provenance(batch, run, number, intake.provenance)
+        yield _with_provenance(batch, run, number, intake.provenance)
 
 
 def _note_problem(batch: Batch, problem: RecordProblem) -> None:
@@ -205,7 +204,7 @@ class RecordIssue:
     text: str
 
 
-def with_provenance(batch: Batch, run: MappingRun, number: int, provenance: ProvenanceOf) -> Batch:
+def _with_provenance(batch: Batch, run: MappingRun, number: int, provenance: ProvenanceOf) -> Batch:
     by_member: dict[str, list[Resource]] = {}
     for resource, member in batch.resources:
         if member is not None:

@@ -221,9 +221,7 @@ class Mapping:
         for engine in (self._fast.expression(), self._expression):
             try:
                 with _functions(self, namespace):
-                    given = engine.evaluate(
-                        data if engine is not self._expression else dict(data), bindings
-                    )
+                    given = engine.evaluate(dict(data), bindings)
                 outcomes.append(("gave", given))
             except (ValueError, RecordNotMapped, jsonata.JException):
                 outcomes.append(("failed", None))

@@ -153,13 +153,7 @@ class SqlReceivedStore(UnitBound):
             .where(
                 fhir_resources.c.patient_id.in_(list(patient_ids)),
                 fhir_resources.c.resource_type == "Patient",
-                not_(
-                    and_(
-                        exchanges.c.client_id == other_than.client_id,
-                        exchanges.c.member_key == other_than.member_key,
-                        exchanges.c.partner_id == other_than.partner_id,
-                    )
-                ),
+                not_(_stored_by(other_than)),
             )
             .order_by(fhir_resources.c.ref)
         )

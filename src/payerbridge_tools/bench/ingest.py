@@ -18,7 +18,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -205,6 +204,3 @@ def _row(run: IngestRun) -> str:
         f"{run.cpu_seconds:,.1f} | {run.per_second:,.0f} | {run.per_cpu_second:,.0f} | "
         f"{run.peak_rss_mb:,.0f} |"
     )
-
-
-Progress = Callable[[IngestRun], None]
