@@ -599,19 +599,25 @@ def test_a_healthy_breaker_is_trusted_briefly_and_a_write_of_our_own_drops_the_t
 ) -> None:
     """Two stores on one database stand for two workers: the breaker the other worker
     opens holds our calls back once our short trust in the healthy one has passed."""
-    import time
-
     from payerbridge.store.breakers import SqlBreakerStore
 
+    # The trust is timed on a clock of the test's own: a slow database (CI's PostgreSQL
+    # under load) must not end it between the two reads.
+    seconds = [0.0]
     ports = platform.units.exchange()
-    ours = unit_with(ports, breakers=SqlBreakerStore(platform.engine, healthy_trusted_seconds=0.3))
+    ours = unit_with(
+        ports,
+        breakers=SqlBreakerStore(
+            platform.engine, healthy_trusted_seconds=0.3, monotonic=lambda: seconds[0]
+        ),
+    )
     theirs = unit_with(ports, breakers=SqlBreakerStore(platform.engine))
     old = Partner("old-plan", "Old Plan", "1245319599", "http://old/fhir")
     now = ports.clock()
     assert admit_call(ours, old, now).allowed
     _open_breaker(theirs)
     assert admit_call(ours, old, now).allowed
-    time.sleep(0.4)
+    seconds[0] += 0.4
     assert not admit_call(ours, old, now).allowed
 
     # Our own write is not trusted past: a failure we record makes the next call read.

@@ -11,6 +11,7 @@ immediate) until the unit ends, so the use case
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -82,20 +83,22 @@ class SqlBreakerStore(UnitBound):
         *,
         reader: Engine | None = None,
         healthy_trusted_seconds: float = _HEALTHY_TRUSTED_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._engine = engine
         self._reader = reader or engine  # reads never take SQLite's write lock
         self._trusted = healthy_trusted_seconds
-        self._healthy_until: dict[str, float] = {}  # endpoint -> time.monotonic()
+        self._monotonic = monotonic
+        self._healthy_until: dict[str, float] = {}  # endpoint -> monotonic()
 
     def get(self, endpoint: str) -> BreakerState:
         """As last recorded; a breaker this process found healthy within the trusted
         time is not read again (the route decision and every call ask for it)."""
-        if self._healthy_until.get(endpoint, 0.0) > time.monotonic():
+        if self._healthy_until.get(endpoint, 0.0) > self._monotonic():
             return BreakerState()
         state = _state(read_row(self._engine, partner_breakers, "endpoint", endpoint))
         if state == BreakerState():
-            self._healthy_until[endpoint] = time.monotonic() + self._trusted
+            self._healthy_until[endpoint] = self._monotonic() + self._trusted
         return state
 
     def lock(self, endpoint: str, partner_id: PartnerId, *, at: datetime) -> BreakerState:
