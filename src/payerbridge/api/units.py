@@ -20,6 +20,7 @@ from payerbridge.identity.unit import IdentityUnit
 from payerbridge.onboarding.unit import OnboardingUnit
 from payerbridge.oversight.health_unit import PartnerHealthUnit
 from payerbridge.oversight.unit import AuditUnit
+from payerbridge.provider_access.unit import ProviderAccessUnit
 from payerbridge.routing.unit import PartnersUnit
 from payerbridge.security.unit import SecurityUnit
 from payerbridge.webhooks.unit import WebhookUnit
@@ -33,6 +34,7 @@ __all__ = [
     "ExchangeUnitDep",
     "IdentityUnitDep",
     "OnboardingUnitDep",
+    "ProviderAccessUnitDep",
     "OptInUnitDep",
     "PartnerHealthUnitDep",
     "PartnersUnitDep",
@@ -79,6 +81,10 @@ async def compliance_unit(request: Request) -> ComplianceUnit:
     return current_platform(request).units.compliance()
 
 
+async def provider_access_unit(request: Request) -> ProviderAccessUnit:
+    return current_platform(request).units.provider_access()
+
+
 async def sources_unit(request: Request) -> SourcesUnit:
     return current_platform(request).units.sources()
 
@@ -108,3 +114,4 @@ SourcesUnitDep = Annotated[SourcesUnit, Depends(sources_unit)]
 WebhookUnitDep = Annotated[WebhookUnit, Depends(webhook_unit)]
 BulkUnitDep = Annotated[BulkUnit, Depends(bulk_unit)]
 OnboardingUnitDep = Annotated[OnboardingUnit, Depends(onboarding_unit)]
+ProviderAccessUnitDep = Annotated[ProviderAccessUnit, Depends(provider_access_unit)]

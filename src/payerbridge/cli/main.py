@@ -486,6 +486,7 @@ def main(args: list[str] | None = None) -> None:
 from payerbridge.cli import consents as _consents  # noqa: E402
 from payerbridge.cli import security as _security  # noqa: E402
 from payerbridge.cli.alerts import alerts_app  # noqa: E402
+from payerbridge.cli.attribution import attribution_app, opt_outs_app  # noqa: E402
 from payerbridge.cli.audit import audit_app  # noqa: E402
 from payerbridge.cli.compliance import compliance_app  # noqa: E402
 from payerbridge.cli.identity import identity_app  # noqa: E402
@@ -517,6 +518,8 @@ app.add_typer(members_app, name="members")
 app.add_typer(retention_app, name="retention")
 app.add_typer(compliance_app, name="compliance")
 app.add_typer(pulls_app, name="pulls")
+app.add_typer(attribution_app, name="attribution")
+app.add_typer(opt_outs_app, name="opt-outs")
 app.add_typer(alerts_app, name="alerts")
 app.command("onboard")(onboard)
 # bench, demo and sandbox: from payerbridge_tools, when the bench extra is installed.

@@ -183,6 +183,12 @@ CATALOGUE: dict[str, TableRetention] = {
     "identity_links": TableRetention(
         _R.MEMBER_RECORD, ("value",), "identifiers other plans know the member by"
     ),
+    "provider_attributions": TableRetention(
+        _R.MEMBER_RECORD, (), "which providers the member is attributed to (member ids)"
+    ),
+    "opt_out_choices": TableRetention(
+        _R.MEMBER_RECORD, (), "the member's Provider Access choices (member ids)"
+    ),
     "source_members": TableRetention(
         _R.MEMBER_RECORD, ("source_key",), "the member's id at a live source"
     ),

@@ -58,6 +58,8 @@ from payerbridge.store.tables import (
     member_groups,
     metadata,
     onboarding_members,
+    opt_out_choices,
+    provider_attributions,
     pull_schedules,
     quarantined_resources,
     source_file_resources,
@@ -205,6 +207,7 @@ class SqlLifecycleStore:
             removed |= _erase_consents(conn, member_ids | {member_id}, now=unit.now)
             removed |= _erase_answers(conn, member_id, member_ids)
             removed |= _erase_bulk(conn, member_id)
+            removed |= _erase_provider_access(conn, member_id)
         finally:
             if conn.dialect.name == "sqlite":
                 conn.exec_driver_sql("PRAGMA secure_delete = OFF")
@@ -563,6 +566,15 @@ def _erase_bulk(conn: Connection, member_id: str) -> dict[str, int]:
             .values(body=keys.seal(orjson.dumps(body), MEMBER_GROUP, row.id)),
         )
     return {"bulk_output_lines": lines, "member_groups": groups}
+
+
+def _erase_provider_access(conn: Connection, member_id: str) -> dict[str, int]:
+    """The member's attributions and Provider Access choices (ADR 0059): with her record
+    gone, no provider is attributed her."""
+    return {
+        table.name: _deleted(conn, table.delete().where(table.c.member_id == member_id))
+        for table in (provider_attributions, opt_out_choices)
+    }
 
 
 def _deleted(conn: Connection, statement: Any) -> int:

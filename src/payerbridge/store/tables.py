@@ -42,6 +42,7 @@ from payerbridge.store.operator_tables import (
     operators,
     unmask_grants,
 )
+from payerbridge.store.provider_tables import opt_out_choices, provider_attributions
 from payerbridge.store.pull_tables import pull_schedules
 from payerbridge.store.schema import UtcDateTime, metadata
 from payerbridge.store.source_tables import (
@@ -89,6 +90,8 @@ __all__ = [
     "metadata",
     "obligation_clocks",
     "pull_schedules",
+    "opt_out_choices",
+    "provider_attributions",
     "onboarding_chunks",
     "quarantined_resources",
     "sealed_columns",

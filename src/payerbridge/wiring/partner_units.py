@@ -1,6 +1,7 @@
-"""The units (ADR 0051) of the partner directory, of what operators read about partners
-and of the compliance room, wired once: ``Units`` hands out a copy of each per use case
-(``platform.units.partners()``, ``partner_health()``, ``compliance()``)."""
+"""The units (ADR 0051) of the partner directory, of what operators read about partners,
+of the compliance room and of Provider Access, wired once: ``Units`` hands out a copy of
+each per use case (``platform.units.partners()``, ``partner_health()``, ``compliance()``,
+``provider_access()``)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ from payerbridge.compliance.unit import ComplianceUnit
 from payerbridge.config import Settings
 from payerbridge.oversight.health_unit import PartnerHealthUnit
 from payerbridge.oversight.ports import Oversight
+from payerbridge.provider_access.unit import ProviderAccessUnit
+from payerbridge.routing.model import Organization
 from payerbridge.routing.ports import PartnerDiscovery
 from payerbridge.routing.unit import PartnersUnit
 from payerbridge.store.obligation_clocks import SqlObligationClocks
 from payerbridge.store.partner_health import SqlPartnerCalls
+from payerbridge.store.provider_access import SqlAttributions, SqlOptOuts, SqlServiceRecords
 from payerbridge.wiring.ports import lifecycle_ports
 from payerbridge.wiring.stores import Stores
 
@@ -28,6 +32,7 @@ class PartnerUnits(TypedDict):
     partners_unit: PartnersUnit
     partner_health_unit: PartnerHealthUnit
     compliance_unit: ComplianceUnit
+    provider_access_unit: ProviderAccessUnit
 
 
 def partner_units(
@@ -37,7 +42,7 @@ def partner_units(
     obligations: ObligationSet,
     oversight: Oversight,
 ) -> PartnerUnits:
-    """The three units, on the directory, the discovery, the obligations and the
+    """The four units, on the directory, the discovery, the obligations and the
     oversight reads bootstrap built once."""
     engine, reader, transactions = stores.engine, stores.reader, stores.transactions
     return PartnerUnits(
@@ -56,5 +61,14 @@ def partner_units(
             obligations=obligations,
             clock_reader=SqlObligationClocks(reader, obligations=obligations),
             **lifecycle_ports(settings, stores),
+        ),
+        provider_access_unit=ProviderAccessUnit(
+            transactions,
+            SqlAttributions(engine, reader=reader),
+            SqlOptOuts(engine, reader=reader),
+            SqlServiceRecords(engine, reader=reader),
+            Organization(settings.org_name, settings.org_npi),
+            utcnow,
+            obligations.calendar,
         ),
     )

@@ -51,6 +51,7 @@ from payerbridge.oversight.unit import AuditUnit, OversightUnit
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.partners.discovery import HttpxPartnerDiscovery
 from payerbridge.partners.key_sets import HttpxKeySetSource
+from payerbridge.provider_access.unit import ProviderAccessUnit
 from payerbridge.routing.model import Organization
 from payerbridge.routing.ports import PartnerDiscovery, PartnerRegistry
 from payerbridge.routing.unit import PartnersUnit
@@ -116,6 +117,7 @@ class Units:
     partners_unit: PartnersUnit
     partner_health_unit: PartnerHealthUnit
     compliance_unit: ComplianceUnit
+    provider_access_unit: ProviderAccessUnit
     # Where received records go on to: the plan's FHIR servers (ADR 0053); None: nowhere.
     destination_unit: DestinationUnit | None = None
 
@@ -166,6 +168,9 @@ class Units:
 
     def compliance(self) -> ComplianceUnit:
         return replace(self.compliance_unit)
+
+    def provider_access(self) -> ProviderAccessUnit:
+        return replace(self.provider_access_unit)
 
 
 @dataclass

@@ -27,7 +27,7 @@ from payerbridge.api.deps import (
 )
 from payerbridge.api.refusals import caller_of_counted
 from payerbridge.api.responses import FhirResponse, JsonResponse
-from payerbridge.api.units import BulkUnitDep
+from payerbridge.api.units import BulkUnitDep, ProviderAccessUnitDep
 from payerbridge.bootstrap import Platform, utcnow
 from payerbridge.bulk import groups
 from payerbridge.bulk.access import JobFileRead, OwnJob, cancel_own_job, own_job, read_job_file
@@ -45,6 +45,8 @@ from payerbridge.errors import Issue, NotAcceptable, PayerBridgeError
 from payerbridge.fhir.bundles import searchset
 from payerbridge.fhir.outcome import operation_outcome
 from payerbridge.logging import current_request_id
+from payerbridge.provider_access.groups import provider_of
+from payerbridge.provider_access.service import ProviderGroupRead, read_provider_group
 from payerbridge.timestamps import utc_iso
 from payerbridge.types import BulkJobId
 from payerbridge.workflows.bulk import enqueue_job
@@ -310,8 +312,14 @@ def download(
 
 
 @router.get("/Group/{group_id}", dependencies=[Depends(fhir_accept)])
-def read_group(group_id: str, uow: BulkUnitDep, caller: CallerDep) -> FhirResponse:
-    """A result Group of the caller's own ``$bulk-member-match``."""
+def read_group(
+    group_id: str, uow: BulkUnitDep, provider_access: ProviderAccessUnitDep, caller: CallerDep
+) -> FhirResponse:
+    """A result Group of the caller's own ``$bulk-member-match``, or, read by a provider
+    organization, its own attribution Group (``provider-<NPI>``, Provider Access)."""
+    if provider_of(group_id) is not None:
+        asked = ProviderGroupRead(caller.principal, group_id)
+        return FhirResponse(read_provider_group(asked, provider_access))
     return FhirResponse(groups.read_group(GroupRead(caller.principal, group_id), uow).body)
 
 

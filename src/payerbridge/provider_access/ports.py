@@ -1,0 +1,54 @@
+"""What Provider Access's use cases need of the world (ADR 0059)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import date
+from typing import Protocol
+
+from payerbridge.provider_access.model import Attribution, OptOutChoice, ServiceFact
+from payerbridge.transactions import UnitOfWork
+from payerbridge.types import MemberId
+
+__all__ = ["AttributionStore", "NewChoice", "OptOutStore", "ServiceRecords"]
+
+NewChoice = OptOutChoice  # ``seq`` is the store's to give: a new choice carries 0
+
+
+class ServiceRecords(Protocol):
+    """The plan's own claims and encounters (not what other payers sent)."""
+
+    def service_facts(self) -> Iterator[ServiceFact]:
+        """Every service they show, read in batches."""
+        ...
+
+    def known_members(self, member_ids: Iterable[MemberId]) -> set[MemberId]:
+        """Those of ``member_ids`` the plan holds a Patient for."""
+        ...
+
+
+class AttributionStore(Protocol):
+    def replace_derived(self, unit: UnitOfWork, attributions: Sequence[Attribution]) -> int:
+        """Every attribution derived from claims replaced by ``attributions``; how many
+        there were before."""
+        ...
+
+    def replace_roster(
+        self, unit: UnitOfWork, roster: str, attributions: Sequence[Attribution]
+    ) -> int:
+        """The roster ``roster``'s attributions replaced; how many there were before."""
+        ...
+
+    def holding(self, provider_npi: str, day: date) -> list[Attribution]:
+        """``provider_npi``'s attributions that hold on ``day``."""
+        ...
+
+
+class OptOutStore(Protocol):
+    def record(self, unit: UnitOfWork, choice: NewChoice, actor: str) -> int:
+        """The choice kept; its ``seq``."""
+        ...
+
+    def of_members(self, member_ids: Iterable[MemberId]) -> dict[MemberId, list[OptOutChoice]]:
+        """Each member's choices (only members with any), in the order recorded."""
+        ...
