@@ -1,0 +1,185 @@
+"""Provider Access (issue 72, ADR 0059) through the CLI and HTTP, on a real server:
+attribution derived from the plan's claims and encounters and loaded from a roster, the
+provider's own pdex-provider-group read by its organization only, opt-outs honoured at
+the next read."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, timedelta
+from typing import Any
+
+import orjson
+import pytest
+
+from payerbridge.fhir.codes import NPI_SYSTEM
+from payerbridge.fhir.profiles import ProfileChecker
+from tests.builders import a_patient
+from tests.servers import ServerProcess
+
+CLINIC, DOCTOR, STRANGER = "1679576722", "1200000101", "1310000009"
+READER = "system/Group.r system/*.rs"
+
+
+def _ago(days: int) -> str:
+    return (date.today() - timedelta(days=days)).isoformat()
+
+
+def _claim(cid: str, patient: str, served: str, **names: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "ExplanationOfBenefit",
+        "id": cid,
+        "status": "active",
+        "use": "claim",
+        "patient": {"reference": f"Patient/{patient}"},
+        "created": served,
+        "billablePeriod": {"start": served},
+        "insurer": {"reference": "Organization/plan"},
+        "outcome": "complete",
+        **names,
+    }
+
+
+def _records() -> list[dict[str, Any]]:
+    npi = lambda value: [{"system": NPI_SYSTEM, "value": value}]  # noqa: E731
+    return [
+        *(a_patient(f"pa{i}", member_id=f"PA{i}") for i in range(1, 6)),
+        {"resourceType": "Organization", "id": "plan", "name": "The Plan"},
+        {
+            "resourceType": "Organization",
+            "id": "clinic",
+            "name": "Clinic",
+            "identifier": npi(CLINIC),
+        },
+        {"resourceType": "Practitioner", "id": "doc", "identifier": npi(DOCTOR)},
+        _claim("e1", "pa1", _ago(30), provider={"reference": "Organization/clinic"}),
+        _claim(
+            "e2",
+            "pa2",
+            _ago(10),
+            provider={"reference": "Organization/plan"},
+            careTeam=[{"sequence": 1, "provider": {"reference": "Practitioner/doc"}}],
+        ),
+        _claim("e3", "pa3", _ago(800), provider={"reference": "Organization/clinic"}),
+        {
+            "resourceType": "Encounter",
+            "id": "enc4",
+            "status": "finished",
+            "class": {"code": "AMB"},
+            "subject": {"reference": "Patient/pa4"},
+            "period": {"start": _ago(5)},
+            "serviceProvider": {"reference": "Organization/clinic"},
+        },
+    ]
+
+
+@pytest.fixture(scope="module")
+def plan(
+    module_server: Callable[..., ServerProcess], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    data = tmp_path_factory.mktemp("provider-access") / "plan.ndjson"
+    data.write_bytes(b"\n".join(orjson.dumps(r) for r in _records()))
+    payer = module_server("plan", import_files=[data])
+    derived = payer.cli("attribution", "derive", "--look-back-days", "365")
+    assert derived.returncode == 0, derived.stderr
+    return {
+        "payer": payer,
+        "derived": orjson.loads(derived.stdout),
+        "clinic": payer.register_client("clinic-app", npi=CLINIC, scope=READER),
+        "doctor": payer.register_client("doctor-app", npi=DOCTOR, scope=READER),
+        "stranger": payer.register_client("stranger-app", npi=STRANGER, scope=READER),
+        "roster_dir": data.parent,
+    }
+
+
+def _group(plan: dict[str, Any], reader: str, npi: str) -> Any:
+    with plan["payer"].client_with(plan[reader]) as client:
+        return client.get(f"/fhir/Group/provider-{npi}")
+
+
+def _members(group: dict[str, Any]) -> set[str]:
+    return {m["entity"]["reference"].removeprefix("Patient/") for m in group["member"]}
+
+
+def _opted_out(group: dict[str, Any]) -> int:
+    counts = [e["valueQuantity"]["value"] for e in group["extension"] if "opted-out" in e["url"]]
+    return int(counts[0])
+
+
+def test_claims_and_encounters_attribute_members_to_the_providers_they_name(
+    plan: dict[str, Any],
+) -> None:
+    assert plan["derived"]["providers"] == 2
+    assert plan["derived"]["members"] == 4  # pa3's too: attributed once, long ago
+    answer = _group(plan, "clinic", CLINIC)
+    assert answer.status_code == 200, answer.text
+    group = answer.json()
+    assert _members(group) == {"pa1", "pa4"}  # pa3's claim is older than the look-back
+    assert ProfileChecker.bundled().check(group) == []
+    assert _members(_group(plan, "doctor", DOCTOR).json()) == {"pa2"}
+
+
+def test_another_providers_group_does_not_exist_for_a_provider(plan: dict[str, Any]) -> None:
+    for reader, npi in (("doctor", CLINIC), ("stranger", CLINIC), ("clinic", DOCTOR)):
+        answer = _group(plan, reader, npi)
+        assert answer.status_code == 404, answer.text
+        assert answer.json()["resourceType"] == "OperationOutcome"
+    empty = _group(plan, "stranger", STRANGER)
+    assert empty.status_code == 200 and empty.json()["quantity"] == 0
+
+
+def test_a_roster_adds_members_and_a_defective_one_changes_nothing(plan: dict[str, Any]) -> None:
+    payer, folder = plan["payer"], plan["roster_dir"]
+    good = folder / "doctor-roster.csv"
+    good.write_text(f"provider_npi,patient_id,start,end\n{DOCTOR},pa5,{_ago(1)},\n")
+    loaded = payer.cli("attribution", "load", str(good))
+    assert loaded.returncode == 0, loaded.stderr
+    assert orjson.loads(loaded.stdout)["members"] == 1
+    assert _members(_group(plan, "doctor", DOCTOR).json()) == {"pa2", "pa5"}
+
+    bad = folder / "doctor-roster-2.csv"
+    bad.write_text(
+        f"provider_npi,patient_id,start,end\n{DOCTOR},pa3,{_ago(1)},\n"
+        f"{DOCTOR},nobody-here,{_ago(1)},\n1234,pa1,{_ago(1)},\n"
+    )
+    refused = payer.cli("attribution", "load", str(bad), "--name", "doctor-roster")
+    assert refused.returncode != 0
+    assert "line 4" in refused.stdout + refused.stderr  # the bad NPI, named by line
+    unknown = folder / "doctor-roster-3.csv"
+    unknown.write_text(f"provider_npi,patient_id,start,end\n{DOCTOR},nobody-here,{_ago(1)},\n")
+    refused = payer.cli("attribution", "load", str(unknown), "--name", "doctor-roster")
+    assert refused.returncode != 0
+    assert "holds no Patient" in refused.stdout + refused.stderr
+    assert _members(_group(plan, "doctor", DOCTOR).json()) == {"pa2", "pa5"}
+
+
+def test_an_opt_out_leaves_every_group_at_the_next_read_and_an_opt_in_brings_her_back(
+    plan: dict[str, Any],
+) -> None:
+    payer = plan["payer"]
+    out = payer.cli("opt-outs", "record", "pa1", "--reason", "member-choice")
+    assert out.returncode == 0, out.stderr
+    group = _group(plan, "clinic", CLINIC).json()
+    assert _members(group) == {"pa4"}
+    assert _opted_out(group) == 1
+    assert ProfileChecker.bundled().check(group) == []
+
+    back = payer.cli("opt-outs", "withdraw", "pa1")
+    assert back.returncode == 0, back.stderr
+    assert _members(_group(plan, "clinic", CLINIC).json()) == {"pa1", "pa4"}
+
+    # One provider only: the doctor loses pa2, the clinic keeps its members.
+    specific = payer.cli(
+        "opt-outs", "record", "pa2", "--scope", "provider-specific", "--provider", DOCTOR
+    )
+    assert specific.returncode == 0, specific.stderr
+    assert "pa2" not in _members(_group(plan, "doctor", DOCTOR).json())
+    assert _members(_group(plan, "clinic", CLINIC).json()) == {"pa1", "pa4"}
+
+    wrong = payer.cli("opt-outs", "record", "pa4", "--scope", "provider-specific")
+    assert wrong.returncode != 0
+    assert "names the provider" in wrong.stdout + wrong.stderr
+    with payer.platform() as platform:
+        actions = [e["action"] for e in platform.audit.for_entity("Patient", "pa1")]
+    assert actions.count("provider-access.opt-out") == 1
+    assert actions.count("provider-access.opt-in") == 1
