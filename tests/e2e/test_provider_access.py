@@ -15,10 +15,12 @@ import pytest
 from payerbridge.fhir.codes import NPI_SYSTEM
 from payerbridge.fhir.profiles import ProfileChecker
 from tests.builders import a_patient
+from tests.e2e.test_bulk_export import ASYNC, files, finished
 from tests.servers import ServerProcess
 
 CLINIC, DOCTOR, STRANGER = "1679576722", "1200000101", "1310000009"
 READER = "system/Group.r system/*.rs"
+PDEX = "hl7.fhir.us.davinci-pdex%23"
 
 
 def _ago(days: int) -> str:
@@ -52,7 +54,31 @@ def _records() -> list[dict[str, Any]]:
             "identifier": npi(CLINIC),
         },
         {"resourceType": "Practitioner", "id": "doc", "identifier": npi(DOCTOR)},
-        _claim("e1", "pa1", _ago(30), provider={"reference": "Organization/clinic"}),
+        _claim(
+            "e1",
+            "pa1",
+            _ago(30),
+            provider={"reference": "Organization/clinic"},
+            total=[{"category": {"text": "paid"}, "amount": {"value": 120, "currency": "USD"}}],
+        ),
+        {
+            "resourceType": "Medication",
+            "id": "arv",  # bictegravir / emtricitabine / tenofovir: HIV, sensitive
+            "code": {
+                "coding": [
+                    {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "1999667"}
+                ]
+            },
+        },
+        {
+            "resourceType": "MedicationRequest",
+            "id": "pa1-arv",
+            "status": "active",
+            "intent": "order",
+            "authoredOn": _ago(20),
+            "subject": {"reference": "Patient/pa1"},
+            "medicationReference": {"reference": "Medication/arv"},
+        },
         _claim(
             "e2",
             "pa2",
@@ -153,6 +179,69 @@ def test_a_roster_adds_members_and_a_defective_one_changes_nothing(plan: dict[st
     assert _members(_group(plan, "doctor", DOCTOR).json()) == {"pa2", "pa5"}
 
 
+def _export(plan: dict[str, Any], reader: str, npi: str, query: str) -> Any:
+    with plan["payer"].client_with(plan[reader]) as client:
+        return client.post(
+            f"/fhir/Group/provider-{npi}/$davinci-data-export?{query}", headers=ASYNC
+        )
+
+
+def _exported(plan: dict[str, Any], reader: str, npi: str, query: str) -> dict[str, Any]:
+    with plan["payer"].client_with(plan[reader]) as client:
+        manifest = finished(client, _export(plan, reader, npi, query))
+        return files(client, manifest["output"])
+
+
+def _patients(found: dict[str, list[dict[str, Any]]]) -> set[str]:
+    return {r["id"] for r in found.get("Patient", [])}
+
+
+def test_a_provider_downloads_its_attributed_members_within_the_rules_scope(
+    plan: dict[str, Any],
+) -> None:
+    found = _exported(plan, "clinic", CLINIC, f"exportType={PDEX}provider-download")
+    assert _patients(found) == {"pa1", "pa4"}
+    claims = {r["id"]: r for r in found["ExplanationOfBenefit"]}
+    assert set(claims) == {"e1"}  # pa3's old claim is not a member's it may have
+    assert "total" not in claims["e1"]  # no remittance or cost-sharing leaves
+    assert "MedicationRequest" not in found  # sensitive: no consent carries it here
+    assert {r["id"] for r in found["Encounter"]} == {"enc4"}
+    with plan["payer"].platform() as platform:
+        decided = [
+            e
+            for e in platform.audit.for_entity("Patient", "pa1")
+            if e["action"] == "provider-access.decision"
+        ]
+    assert decided and decided[-1]["outcome"] == "permit"
+    assert decided[-1]["detail"]["provider_npi"] == CLINIC
+
+
+def test_a_provider_export_is_refused_what_it_may_not_ask(plan: dict[str, Any]) -> None:
+    wrong_type = _export(plan, "clinic", CLINIC, f"exportType={PDEX}payertopayer")
+    assert wrong_type.status_code == 400, wrong_type.text
+    assert "provider-download" in wrong_type.text
+    no_since = _export(plan, "clinic", CLINIC, f"exportType={PDEX}provider-delta")
+    assert no_since.status_code == 400 and "_since" in no_since.text
+    for reader, npi in (("doctor", CLINIC), ("stranger", CLINIC)):
+        other = _export(plan, reader, npi, f"exportType={PDEX}provider-download")
+        assert other.status_code == 404, other.text
+    stranger = _export(
+        plan, "clinic", CLINIC, f"exportType={PDEX}provider-download&patient=Patient/pa2"
+    )
+    assert stranger.status_code == 400 and "pa2" in stranger.text
+
+
+def test_a_provider_delta_gives_only_what_changed_since(plan: dict[str, Any]) -> None:
+    def delta(since: date) -> dict[str, Any]:
+        query = f"exportType={PDEX}provider-delta&_since={since.isoformat()}T00:00:00Z"
+        return _exported(plan, "clinic", CLINIC, query)
+
+    assert {r["id"] for r in delta(date.today() - timedelta(days=1))["ExplanationOfBenefit"]} == {
+        "e1"
+    }
+    assert "ExplanationOfBenefit" not in delta(date.today() + timedelta(days=1))
+
+
 def test_an_opt_out_leaves_every_group_at_the_next_read_and_an_opt_in_brings_her_back(
     plan: dict[str, Any],
 ) -> None:
@@ -183,3 +272,14 @@ def test_an_opt_out_leaves_every_group_at_the_next_read_and_an_opt_in_brings_her
         actions = [e["action"] for e in platform.audit.for_entity("Patient", "pa1")]
     assert actions.count("provider-access.opt-out") == 1
     assert actions.count("provider-access.opt-in") == 1
+
+
+def test_an_opt_out_is_honoured_at_the_next_export(plan: dict[str, Any]) -> None:
+    payer = plan["payer"]
+    out = payer.cli(
+        "opt-outs", "record", "pa4", "--scope", "provider-specific", "--provider", CLINIC
+    )
+    assert out.returncode == 0, out.stderr
+    found = _exported(plan, "clinic", CLINIC, f"exportType={PDEX}provider-download")
+    assert _patients(found) == {"pa1"}
+    assert "Encounter" not in found

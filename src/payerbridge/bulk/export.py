@@ -31,6 +31,7 @@ from payerbridge.bulk.clocks import settle_job_clock, start_job_clock
 from payerbridge.bulk.member_match import job_event
 from payerbridge.bulk.model import BulkJob, JobKind, JobStatus, OutputFile
 from payerbridge.bulk.ports import ExportedMember, LineRead, OutputLine
+from payerbridge.bulk.provider_decision import ProviderDecision, provider_terms
 from payerbridge.bulk.unit import BulkUnit
 from payerbridge.consent.model import (
     ConsentPolicy,
@@ -65,6 +66,7 @@ __all__ = [
     "ExportAsked",
     "GroupExportAsked",
     "accept_group_export",
+    "accept_members",
     "accept_patient_export",
     "export_file_lines",
     "run_export",
@@ -133,7 +135,7 @@ def accept_group_export(command: GroupExportAsked, uow: BulkUnit) -> BulkJob:
             ]
             raise InvalidInput("patient names members the Group does not hold", issues=issues)
         members = [p for p in members if p in named]
-    return _accept(uow, JobKind.GROUP_EXPORT, members, asked, now)
+    return accept_members(uow, JobKind.GROUP_EXPORT, members, asked, now)
 
 
 def accept_patient_export(asked: ExportAsked, uow: BulkUnit) -> BulkJob:
@@ -148,12 +150,14 @@ def accept_patient_export(asked: ExportAsked, uow: BulkUnit) -> BulkJob:
     else:
         members = uow.consents.members_disclosed_to(asked.requester.client_id)
     now = uow.clock()
-    return _accept(uow, JobKind.PATIENT_EXPORT, members, asked, now)
+    return accept_members(uow, JobKind.PATIENT_EXPORT, members, asked, now)
 
 
-def _accept(
+def accept_members(
     uow: BulkUnit, kind: JobKind, members: list[MemberId], asked: ExportAsked, now: datetime
 ) -> BulkJob:
+    """Record an export job of ``members`` (each decided again when the job reaches her)
+    with its answer clock and audit event."""
     requester = asked.requester
     job = BulkJob(
         id=BulkJobId(uow.mint_id()),
@@ -214,6 +218,8 @@ def _terms(job: BulkJob, policy: ConsentPolicy, uow: BulkUnit, *, windowed: bool
     """What the job's lines go under: for another payer the consent's ``policy``, the
     rule's scope and (``windowed``) the payer-to-payer window; for the plan's own
     organization its whole record, labelled (ADR 0052)."""
+    if job.kind is JobKind.PROVIDER_EXPORT:  # whatever was asked: a provider's (ADR 0059)
+        return provider_terms(uow, uow.clock())
     rules = uow.rules
     window = ExchangeWindow.at(uow.clock(), years=rules.payer_to_payer_years) if windowed else None
     terms = ReleaseTerms(policy, rules.segmentation, rules.scope, window)
@@ -274,7 +280,11 @@ class _ChunkDecision:
             exact_types=request.exact_types,
         )
         self._our_provenance = request.has_our_provenance
-        # Decided once a chunk; each member's consent gives its policy.
+        # Decided once a chunk; each member's consent gives its policy, or, for a
+        # provider's export, her attribution and opt-outs now (ADR 0059).
+        self._provider: ProviderDecision | None = None
+        if job.kind is JobKind.PROVIDER_EXPORT:
+            self._provider = ProviderDecision.of_chunk(uow, job, self.now)
         self._terms = _terms(job, ConsentPolicy.REGULAR, uow, windowed=True)
         self._positions = {patient_id: position for position, patient_id in chunk}
         patients = list(self._positions)
@@ -329,22 +339,7 @@ class _ChunkDecision:
         rules = self._uow.rules
         position = self._positions[patient_id]
         self._decided.add(patient_id)
-        disclosure = authorize_disclosure(
-            self._consents,
-            DisclosureRequest(
-                member_id=MemberId(patient_id),
-                requester=self._requester,
-                at=self.now,
-                source_npi=rules.us.npi,
-                supported_policies=supported_policies(self._types[patient_id], rules.segmentation),
-                hop="bulk-export",
-                request_id=self._job.id,
-                code_sets=rules.segmentation.code_sets.label,
-                scope=self._terms.scope.label,
-            ),
-        )
-        self.events.append(disclosure.event)
-        policy = disclosure.decision.policy if disclosure.decision.permitted else None
+        policy = self._decide(patient_id)
         plan = None
         own = _Kept(_CHUNK_BODIES - self._bodies)  # the member's records, for the bodies
         terms = replace(self._terms, policy=policy or ConsentPolicy.REGULAR)
@@ -386,6 +381,30 @@ class _ChunkDecision:
                 recorded=self._job.transaction_time,
             )
             self.lines.append(OutputLine("Provenance", position, body=provenance))
+
+    def _decide(self, patient_id: MemberId) -> ConsentPolicy | None:
+        """The policy the member's lines go under; None: she is skipped. Audited."""
+        if self._provider is not None:
+            policy, event = self._provider.decide(patient_id)
+            self.events.append(event)
+            return policy
+        rules = self._uow.rules
+        disclosure = authorize_disclosure(
+            self._consents,
+            DisclosureRequest(
+                member_id=MemberId(patient_id),
+                requester=self._requester,
+                at=self.now,
+                source_npi=rules.us.npi,
+                supported_policies=supported_policies(self._types[patient_id], rules.segmentation),
+                hop="bulk-export",
+                request_id=self._job.id,
+                code_sets=rules.segmentation.code_sets.label,
+                scope=self._terms.scope.label,
+            ),
+        )
+        self.events.append(disclosure.event)
+        return disclosure.decision.policy if disclosure.decision.permitted else None
 
     def _member_lines(
         self,

@@ -5,7 +5,9 @@ Every kick-off is the whole client's (never a member-scoped token's) and asynchr
 PDex version asked for (2.2 unless told). An export is limited to the resource types the
 token grants (SMART v1 or v2, per type or ``*``); a token that grants none is refused
 before anything else is read. A Group export takes the client's own MatchedMembers
-Group; a Patient or system export, the members whose consent names the client.
+Group; a Patient or system export, the members whose consent names the client; both
+payer-to-payer's ``exportType`` only. A provider's Group (``provider-<NPI>``) is Provider
+Access's (``bulk.provider_export``).
 
 The checks run in that order, an unreadable body told only once the caller may ask at
 all, so each request meets the same first error whatever else is wrong with it. The job
@@ -27,6 +29,7 @@ from payerbridge.bulk.export import (
 )
 from payerbridge.bulk.member_match import MemberMatchAsked, accept_member_match
 from payerbridge.bulk.model import PDEX_VERSIONS, BulkJob
+from payerbridge.bulk.provider_export import accept_provider_export
 from payerbridge.bulk.unit import BulkUnit
 from payerbridge.consent.model import Requester
 from payerbridge.errors import Forbidden, InvalidInput, Issue, NotFound, PayerBridgeError
@@ -36,7 +39,9 @@ from payerbridge.fhir.bulk_export import (
     export_parameters,
     parse_export_request,
 )
+from payerbridge.fhir.codes import PAYER_TO_PAYER_EXPORT
 from payerbridge.fhir.resources import ID_PATTERN
+from payerbridge.provider_access.groups import provider_of
 from payerbridge.security.model import (
     BULK_MEMBER_MATCH_SCOPES,
     Principal,
@@ -128,6 +133,10 @@ def kick_off_export(command: ExportKickOff, uow: BulkUnit) -> KickedOff:
     export = _export_request(command)
     requester = _requester(command.principal)
     asked = ExportAsked(export, requester, command.request_url, command.request_id)
+    if command.group_id is not None and provider_of(command.group_id) is not None:
+        job = accept_provider_export(GroupExportAsked(command.group_id, asked), uow)
+        return KickedOff(job, export.notices)
+    _require_export_type(export, PAYER_TO_PAYER_EXPORT)
     if command.group_id is None:
         job = accept_patient_export(asked, uow)
         return KickedOff(job, export.notices)
@@ -135,6 +144,16 @@ def kick_off_export(command: ExportKickOff, uow: BulkUnit) -> KickedOff:
         raise NotFound(f"Group/{command.group_id[:64]} does not exist")
     job = accept_group_export(GroupExportAsked(command.group_id, asked), uow)
     return KickedOff(job, export.notices)
+
+
+def _require_export_type(export: ExportRequest, *offered: str) -> None:
+    """What this Group or export gives is one of ``offered`` exportTypes, not another's."""
+    if export.export_type not in offered:
+        text = (
+            f"exportType '{export.export_type}' is not offered here; this export gives "
+            f"{' or '.join(offered)}"
+        )
+        raise InvalidInput(text, issues=[Issue(text, "exportType", "not-supported")])
 
 
 def pdex_version_of(asked: Collection[str]) -> str:

@@ -26,6 +26,7 @@ class JobKind(StrEnum):
     MEMBER_MATCH = "bulk-member-match"
     GROUP_EXPORT = "group-export"  # Group/{id}/$davinci-data-export
     PATIENT_EXPORT = "patient-export"  # Patient/$export
+    PROVIDER_EXPORT = "provider-export"  # a provider's Group, Provider Access (ADR 0059)
 
 
 class JobStatus(StrEnum):

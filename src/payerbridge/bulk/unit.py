@@ -19,10 +19,11 @@ from payerbridge.bulk.ports import BulkJobs, BulkMembers
 from payerbridge.compliance.clocks import Clocks
 from payerbridge.consent.ports import ConsentStore
 from payerbridge.consent.segmentation import SegmentationPolicy
-from payerbridge.disclosure.scope import PAYER_TO_PAYER, DataScope
+from payerbridge.disclosure.scope import PAYER_TO_PAYER, PROVIDER_ACCESS, DataScope
 from payerbridge.identity.guard import AttemptLimit
 from payerbridge.identity.matching.decision import MatchPolicy
 from payerbridge.identity.ports import IdentityStore
+from payerbridge.provider_access.decisions import ProviderAccessReads
 from payerbridge.routing.model import Organization
 from payerbridge.transactions import RoomUnit, Transactions, UnitOfWork
 
@@ -42,6 +43,7 @@ class BulkRules:
     attempts: AttemptLimit  # the card guard (HRex mm-7), shared with $member-match
     refusal_window: timedelta = DEFAULT_WINDOW  # members refused, counted per window
     scope: DataScope = PAYER_TO_PAYER  # what the rule lets an export carry at all
+    provider_scope: DataScope = PROVIDER_ACCESS  # what a provider's export carries (ADR 0059)
 
 
 @dataclass
@@ -56,3 +58,5 @@ class BulkUnit(RoomUnit):
     mint_id: Callable[[], str]  # a fresh id, outside a transaction too
     refusals: RefusalCounts[UnitOfWork] | None = None  # members refused, counted
     clocks: Clocks | None = None  # each job's one-business-day answer row (bulk.clocks)
+    # Who may go to a provider (ADR 0059); None: Provider Access is not served here.
+    provider_access: ProviderAccessReads | None = None

@@ -33,6 +33,7 @@ __all__ = [
     "DRUG_PRIOR_AUTHORIZATION",
     "NOT_IN_SCOPE",
     "PAYER_TO_PAYER",
+    "PROVIDER_ACCESS",
     "WHOLE_RECORD",
     "DataScope",
     "ReleaseScope",
@@ -303,9 +304,9 @@ def load_scope(text: str | bytes) -> DataScope:
     return DataScope(parsed)
 
 
-def shipped_scope() -> DataScope:
-    """The payer-to-payer scope the platform ships."""
-    text = files("payerbridge.disclosure").joinpath("data/payer-to-payer-scope.json").read_text()
+def shipped_scope(purpose: str = "payer-to-payer") -> DataScope:
+    """A scope the platform ships: payer-to-payer's, or Provider Access's (ADR 0059)."""
+    text = files("payerbridge.disclosure").joinpath(f"data/{purpose}-scope.json").read_text()
     return load_scope(text)
 
 
@@ -380,6 +381,7 @@ def _said_only_an_amount(adjudication: Any) -> bool:
 
 
 PAYER_TO_PAYER = shipped_scope()  # the shipped file; a plan's own comes from bootstrap
+PROVIDER_ACCESS = shipped_scope("provider-access")  # what goes to an attributed provider
 
 
 class WholeRecord:

@@ -9,8 +9,9 @@ without an optional parameter it does not support: the output parameters
 (``_elements``, ``includeAssociatedData``, ``organizeOutputBy``,
 ``allowPartialManifests``) and types we do not hold in ``_type`` are then left out and
 named in the export's notices, never silently. ``_typeFilter`` stays refused even then:
-going on without it would send more than was asked. ``exportType`` may only be PDex's
-payer-to-payer one; without it, that is what is exported.
+going on without it would send more than was asked. ``exportType`` is PDex's
+payer-to-payer one (what is exported without it) or one of Provider Access's
+(``provider-download``, ``provider-delta``); which a Group takes is its kind's to say.
 
 The types that go are also limited to those the access token grants (``limited_to``):
 the rest are named in the notices, and a token that grants none is refused (403)."""
@@ -23,13 +24,23 @@ from datetime import datetime
 from typing import Any
 
 from payerbridge.errors import Forbidden, InvalidInput, Issue
-from payerbridge.fhir.codes import PAYER_TO_PAYER_EXPORT
+from payerbridge.fhir.codes import (
+    PAYER_TO_PAYER_EXPORT,
+    PROVIDER_DELTA_EXPORT,
+    PROVIDER_DOWNLOAD_EXPORT,
+)
 from payerbridge.fhir.member_match import require_parameters
 from payerbridge.fhir.resources import ID_PATTERN, SUPPORTED_TYPES
 from payerbridge.timestamps import parse_instant
 from payerbridge.types import MemberId
 
-__all__ = ["ExportRequest", "Notice", "export_parameters", "parse_export_request"]
+__all__ = [
+    "EXPORT_TYPES",
+    "ExportRequest",
+    "Notice",
+    "export_parameters",
+    "parse_export_request",
+]
 
 _NDJSON = {"application/fhir+ndjson", "application/ndjson", "ndjson"}
 # Bulk Data and ATR parameters we know and do not implement.
@@ -47,6 +58,7 @@ _UNSUPPORTED = {
 # Of those, what Bulk Data lets a server do without under Prefer: handling=lenient.
 _LENIENT = {"_elements", "includeAssociatedData", "organizeOutputBy", "allowPartialManifests"}
 _KNOWN = ("exportType", "_type", "_since", "_until", "patient", "_outputFormat")
+EXPORT_TYPES = (PAYER_TO_PAYER_EXPORT, PROVIDER_DOWNLOAD_EXPORT, PROVIDER_DELTA_EXPORT)
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,7 @@ class ExportRequest:
     # Provenance go whatever _type says (ADR 0018).
     exact_types: bool = False
     notices: tuple[Notice, ...] = ()
+    export_type: str = PAYER_TO_PAYER_EXPORT  # PDex's exportType, one of ``EXPORT_TYPES``
 
     @property
     def has_our_provenance(self) -> bool:
@@ -113,6 +126,7 @@ class ExportRequest:
             "patients": list(self.patients) if self.patients is not None else None,
             "exact_types": self.exact_types,
             "notices": [notice.to_json() for notice in self.notices],
+            "export_type": self.export_type,
         }
 
     @classmethod
@@ -127,6 +141,7 @@ class ExportRequest:
             tuple(MemberId(p) for p in patients) if patients is not None else None,
             bool(data.get("exact_types", False)),  # a job accepted before it was kept
             tuple(Notice(**notice) for notice in data.get("notices", ())),
+            str(data.get("export_type", PAYER_TO_PAYER_EXPORT)),  # kept before it was asked
         )
 
 
@@ -189,6 +204,7 @@ def parse_export_request(
         tuple(dict.fromkeys(map(MemberId, asked.patients))) if asked.patients is not None else None,
         exact_types,
         tuple(asked.notices),
+        asked.export_type,
     )
 
 
@@ -202,6 +218,7 @@ class _Asked:
     since: datetime | None = None
     until: datetime | None = None
     patients: list[str] | None = None
+    export_type: str = PAYER_TO_PAYER_EXPORT
 
 
 def _read_parameter(
@@ -210,11 +227,13 @@ def _read_parameter(
     """One parameter into ``asked``: its value, or the issue or notice it makes."""
     issues = asked.issues
     if name == "exportType":
-        if value.strip() != PAYER_TO_PAYER_EXPORT:
+        if value.strip() not in EXPORT_TYPES:
             issues.append(
                 Issue(f"exportType '{value[:80]}' is not offered; this server exports "
-                      f"{PAYER_TO_PAYER_EXPORT} only", name, "not-supported")
+                      f"{', '.join(EXPORT_TYPES)}", name, "not-supported")
             )  # fmt: skip
+        else:
+            asked.export_type = value.strip()
     elif name == "_type":
         _read_types(asked, value, lenient=lenient)
     elif name in ("_since", "_until"):

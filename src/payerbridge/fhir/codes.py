@@ -5,6 +5,8 @@ __all__ = [
     "DATA_EXPORT_OPERATION",
     "PATIENT_EXPORT_OPERATION",
     "PAYER_TO_PAYER_EXPORT",
+    "PROVIDER_DELTA_EXPORT",
+    "PROVIDER_DOWNLOAD_EXPORT",
     "MEMBER_MATCH_OUTCOME",
     "RECORD_ROLE",
     "CONSENT_POLICY",
@@ -28,6 +30,10 @@ GROUP_EXPORT_OPERATION = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/gr
 # The Bulk Data IG v2.0.0 server capability our CapabilityStatement instantiates.
 BULK_DATA_SERVER = "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data|2.0.0"
 PAYER_TO_PAYER_EXPORT = "hl7.fhir.us.davinci-pdex#payertopayer"
+# Provider Access's export types (PDex 2.2): a provider's whole download, and what changed
+# since ``_since``. ``provider-snapshot`` is not offered.
+PROVIDER_DOWNLOAD_EXPORT = "hl7.fhir.us.davinci-pdex#provider-download"
+PROVIDER_DELTA_EXPORT = "hl7.fhir.us.davinci-pdex#provider-delta"
 PATIENT_EVERYTHING_OPERATION = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
 HREX_CONSENT_PROFILE = "http://hl7.org/fhir/us/davinci-hrex/StructureDefinition/hrex-consent"
 HREX_COVERAGE_PROFILE = "http://hl7.org/fhir/us/davinci-hrex/StructureDefinition/hrex-coverage"

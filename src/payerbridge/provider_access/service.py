@@ -19,7 +19,6 @@ from payerbridge.provider_access.model import (
     OptOutReason,
     OptOutScope,
     derive_attributions,
-    members_for_provider,
 )
 from payerbridge.provider_access.rosters import RosterEntry, roster_attributions
 from payerbridge.provider_access.unit import ProviderAccessUnit
@@ -201,16 +200,12 @@ def read_provider_group(asked: ProviderGroupRead, uow: ProviderAccessUnit) -> di
 def provider_group_today(provider_npi: str, uow: ProviderAccessUnit) -> dict[str, Any]:
     """``provider_npi``'s Group today: its members attributed and not opted out."""
     at = uow.clock()
-    day = uow.calendar.local_day(at)
-    attributions = uow.attributions.holding(provider_npi, day)
-    choices = uow.opt_outs.of_members({a.member_id for a in attributions})
-    members = members_for_provider(attributions, choices, provider_npi, day=day, at=at)
-    attributed = {a.member_id for a in attributions}
+    decided = uow.reads.decide(provider_npi, at)
     group = ProviderGroup(
         provider_npi,
-        day,
-        holding(attributions, members, day),
-        len(attributed) - len(members),
+        decided.day,
+        holding(decided.attributions, decided.members, decided.day),
+        decided.opted_out,
         uow.us.name,
         uow.us.npi,
     )

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from payerbridge.compliance.calendar import BusinessCalendar
+from payerbridge.provider_access.decisions import ProviderAccessReads
 from payerbridge.provider_access.ports import AttributionStore, OptOutStore, ServiceRecords
 from payerbridge.routing.model import Organization
 from payerbridge.transactions import RoomUnit, Transactions
@@ -23,3 +24,7 @@ class ProviderAccessUnit(RoomUnit):
     us: Organization
     clock: Callable[[], datetime]
     calendar: BusinessCalendar  # the plan's days: an attribution holds on whole days there
+
+    @property
+    def reads(self) -> ProviderAccessReads:
+        return ProviderAccessReads(self.attributions, self.opt_outs, self.calendar)

@@ -16,6 +16,7 @@ from payerbridge.backends.parallel import SecondProcess
 from payerbridge.backends.service import SourceIngestion
 from payerbridge.backends.sources import Sources
 from payerbridge.bulk.unit import BulkRules, BulkUnit
+from payerbridge.compliance.calendar import BusinessCalendar
 from payerbridge.compliance.clocks import Clocks
 from payerbridge.compliance.lifecycle import HoldPolicy, Retention
 from payerbridge.compliance.obligations import ObligationSet
@@ -45,6 +46,7 @@ from payerbridge.policies import (
     retry_policy,
     session_policy,
 )
+from payerbridge.provider_access.decisions import ProviderAccessReads
 from payerbridge.routing.model import Organization
 from payerbridge.security.limits import RateLimiter
 from payerbridge.security.model import RegisteredClient, Role, TrustAnchors
@@ -62,6 +64,7 @@ from payerbridge.store.importer import refresh_statistics
 from payerbridge.store.lifecycle import SqlLifecycleStore
 from payerbridge.store.onboardings import SqlOnboardingStore
 from payerbridge.store.operators import SqlOperatorAccounts
+from payerbridge.store.provider_access import SqlAttributions, SqlOptOuts
 from payerbridge.store.pull_schedules import SqlPullSchedules
 from payerbridge.store.quarantine import SqlQuarantine
 from payerbridge.store.rate_limits import SqlAllowances
@@ -239,6 +242,11 @@ def bulk_unit(
         mint_id=new_id,
         refusals=SqlRefusalCounts(),
         clocks=clocks,
+        provider_access=ProviderAccessReads(
+            SqlAttributions(stores.engine, reader=stores.reader),
+            SqlOptOuts(stores.engine, reader=stores.reader),
+            clocks.obligations.calendar if clocks is not None else BusinessCalendar(),
+        ),
     )
 
 

@@ -41,7 +41,7 @@ def test_what_is_asked_is_read_and_survives_the_jobs_row() -> None:
 @pytest.mark.parametrize(
     ("name", "value", "code", "words"),
     [
-        ("exportType", "hl7.fhir.us.davinci-pdex#provider-download", "not-supported", P2P),
+        ("exportType", "hl7.fhir.us.davinci-pdex#provider-snapshot", "not-supported", P2P),
         ("_typeFilter", "Condition?category=x", "not-supported", "_typeFilter"),
         ("_elements", "id", "not-supported", "_elements"),
         ("_type", "Spaceship", "not-supported", "Spaceship"),
