@@ -14,13 +14,23 @@ import pytest
 
 from payerbridge.fhir.codes import NPI_SYSTEM
 from payerbridge.fhir.profiles import ProfileChecker
-from tests.builders import a_patient
+from tests.builders import a_coverage, a_member_bundle, a_patient
 from tests.e2e.test_bulk_export import ASYNC, files, finished
 from tests.servers import ServerProcess
 
 CLINIC, DOCTOR, STRANGER = "1679576722", "1200000101", "1310000009"
 READER = "system/Group.r system/*.rs"
+# The plan's members pa1..pa6: no two alike, so each is matched on her own.
+PEOPLE = (
+    ("Ana", "Garcia", "1980-02-03", "female"),
+    ("Ben", "Okafor", "1972-05-14", "male"),
+    ("Chloe", "Nguyen", "1991-09-09", "female"),
+    ("Dev", "Patel", "1965-12-01", "male"),
+    ("Ema", "Kowalski", "2001-03-30", "female"),
+    ("Farid", "Haddad", "1988-07-07", "male"),
+)
 PDEX = "hl7.fhir.us.davinci-pdex%23"
+PROVIDER_MATCH = "http://hl7.org/fhir/us/davinci-pdex/OperationDefinition/ProviderMemberMatch"
 
 
 def _ago(days: int) -> str:
@@ -45,7 +55,23 @@ def _claim(cid: str, patient: str, served: str, **names: Any) -> dict[str, Any]:
 def _records() -> list[dict[str, Any]]:
     npi = lambda value: [{"system": NPI_SYSTEM, "value": value}]  # noqa: E731
     return [
-        *(a_patient(f"pa{i}", member_id=f"PA{i}") for i in range(1, 6)),
+        *(
+            resource
+            for i, (given, family, born, gender) in enumerate(PEOPLE, start=1)
+            for resource in (
+                a_patient(
+                    f"pa{i}",
+                    given=given,
+                    family=family,
+                    birth_date=born,
+                    gender=gender,
+                    member_id=f"PA{i}",
+                ),
+                a_coverage(
+                    f"pa{i}-cov", patient=f"pa{i}", member_id=f"PA{i}", subscriber_id=f"PA{i}"
+                ),
+            )
+        ),
         {"resourceType": "Organization", "id": "plan", "name": "The Plan"},
         {
             "resourceType": "Organization",
@@ -114,6 +140,9 @@ def plan(
         "clinic": payer.register_client("clinic-app", npi=CLINIC, scope=READER),
         "doctor": payer.register_client("doctor-app", npi=DOCTOR, scope=READER),
         "stranger": payer.register_client("stranger-app", npi=STRANGER, scope=READER),
+        "attesting": payer.register_client(
+            "attesting-app", npi=STRANGER, scope=f"{READER} {PROVIDER_MATCH}"
+        ),
         "roster_dir": data.parent,
     }
 
@@ -283,3 +312,104 @@ def test_an_opt_out_is_honoured_at_the_next_export(plan: dict[str, Any]) -> None
     found = _exported(plan, "clinic", CLINIC, f"exportType={PDEX}provider-download")
     assert _patients(found) == {"pa1"}
     assert "Encounter" not in found
+
+
+def _attesting(index: int, pid: str, *, signer: str = STRANGER, **consent: Any) -> dict[str, Any]:
+    """A MemberBundle for the plan's member pa<index> (or a stranger's demographics), the
+    provider attesting its treatment relationship with her."""
+    given, family, born, gender = (
+        PEOPLE[index - 1] if index else ("Zed", "Nobody", "1950-01-01", "male")
+    )
+    bundle = a_member_bundle(pid, given, family, born, gender, f"PA{index}")
+    bundle["part"] = [
+        p for p in bundle["part"] if p["name"] in ("MemberPatient", "CoverageToMatch")
+    ]
+    attestation = {
+        "resourceType": "Consent",
+        "status": "active",
+        "scope": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                    "code": "patient-privacy",
+                }
+            ]
+        },
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": f"Patient/{pid}"},
+        "dateTime": _ago(1),
+        "performer": [{"identifier": {"system": NPI_SYSTEM, "value": signer}}],
+        "provision": {"period": {"start": _ago(30)}},
+        **consent,
+    }
+    bundle["part"].append({"name": "Consent", "resource": attestation})
+    return bundle
+
+
+def test_provider_member_match_answers_in_three_groups_and_attests_the_matched(
+    plan: dict[str, Any],
+) -> None:
+    payer = plan["payer"]
+    out = payer.cli("opt-outs", "record", "pa6", "--reason", "privacy-concern")
+    assert out.returncode == 0, out.stderr
+    request = {
+        "resourceType": "Parameters",
+        "parameter": [
+            _attesting(5, "sub-ema"),  # verified: matched
+            _attesting(3, "sub-chloe", signer=CLINIC),  # another provider's word: not verified
+            _attesting(0, "sub-nobody"),  # nobody the plan holds
+            _attesting(6, "sub-farid"),  # opted out
+            _attesting(2, "sub-ben", status="inactive"),
+        ],
+    }
+    with payer.client_with(plan["attesting"]) as client:
+        manifest = finished(
+            client, client.post("/fhir/Group/$provider-member-match", json=request, headers=ASYNC)
+        )
+        [groups] = files(client, manifest["output"]).values()
+    by_code = {g["code"]["coding"][0]["code"]: g for g in groups}
+    assert set(by_code) == {"match", "nomatch", "consentconstraint"}
+    for group in groups:
+        assert ProfileChecker.bundled().check(group) == [], group["code"]
+    assert [m["entity"]["reference"] for m in by_code["match"]["member"]] == ["Patient/pa5"]
+    assert len(by_code["nomatch"]["member"]) == 3
+    assert [m["entity"]["reference"] for m in by_code["consentconstraint"]["member"]] == [
+        "#sub-farid"
+    ]
+    # The verified attestation attributes her: the provider's Group lists her now.
+    assert _members(_group(plan, "stranger", STRANGER).json()) == {"pa5"}
+    with payer.platform() as platform:
+        attested = [
+            e["outcome"]
+            for e in platform.audit.for_entity("Patient", "pa3")
+            if e["action"] == "provider-access.attestation"
+        ]
+    assert attested == ["not-verified"]
+
+    # MatchedMembers is what the provider exports: her data, and no one else's.
+    matched = by_code["match"]["id"]
+    with payer.client_with(plan["attesting"]) as client:
+        kicked = client.post(
+            f"/fhir/Group/{matched}/$davinci-data-export?exportType={PDEX}provider-download",
+            headers=ASYNC,
+        )
+        found = files(client, finished(client, kicked)["output"])
+        wrong = client.post(
+            f"/fhir/Group/{matched}/$davinci-data-export?exportType={PDEX}payertopayer",
+            headers=ASYNC,
+        )
+    assert _patients(found) == {"pa5"}
+    assert wrong.status_code == 400
+    with payer.client_with(plan["clinic"]) as client:
+        other = client.post(
+            f"/fhir/Group/{matched}/$davinci-data-export?exportType={PDEX}provider-download",
+            headers=ASYNC,
+        )
+    assert other.status_code == 404
+
+
+def test_provider_member_match_needs_the_providers_scope(plan: dict[str, Any]) -> None:
+    request = {"resourceType": "Parameters", "parameter": [_attesting(5, "sub-ema")]}
+    with plan["payer"].client_with(plan["stranger"]) as client:
+        refused = client.post("/fhir/Group/$provider-member-match", json=request, headers=ASYNC)
+    assert refused.status_code == 403, refused.text

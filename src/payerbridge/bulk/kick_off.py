@@ -28,7 +28,7 @@ from payerbridge.bulk.export import (
     accept_patient_export,
 )
 from payerbridge.bulk.member_match import MemberMatchAsked, accept_member_match
-from payerbridge.bulk.model import PDEX_VERSIONS, BulkJob
+from payerbridge.bulk.model import PDEX_VERSIONS, BulkJob, JobKind
 from payerbridge.bulk.provider_export import accept_provider_export
 from payerbridge.bulk.unit import BulkUnit
 from payerbridge.consent.model import Requester
@@ -40,10 +40,12 @@ from payerbridge.fhir.bulk_export import (
     parse_export_request,
 )
 from payerbridge.fhir.codes import PAYER_TO_PAYER_EXPORT
+from payerbridge.fhir.provider_member_match import is_provider_match_group
 from payerbridge.fhir.resources import ID_PATTERN
 from payerbridge.provider_access.groups import provider_of
 from payerbridge.security.model import (
     BULK_MEMBER_MATCH_SCOPES,
+    PROVIDER_MEMBER_MATCH_SCOPES,
     Principal,
     granted_types,
     require_scope,
@@ -75,6 +77,7 @@ class MemberMatchKickOff:
     request_url: str
     request_id: str | None
     body_error: PayerBridgeError | None = None
+    kind: JobKind = JobKind.MEMBER_MATCH  # or $provider-member-match's (ADR 0059)
 
 
 @dataclass(frozen=True)
@@ -109,9 +112,15 @@ def kick_off_member_match(command: MemberMatchKickOff, uow: BulkUnit) -> KickedO
     job with its audit event."""
     principal = command.principal
     require_whole_client(principal)
-    require_scope(principal, *BULK_MEMBER_MATCH_SCOPES)
-    _require_async(command.respond_async, "$bulk-member-match")
+    provider = command.kind is JobKind.PROVIDER_MEMBER_MATCH
+    require_scope(
+        principal, *(PROVIDER_MEMBER_MATCH_SCOPES if provider else BULK_MEMBER_MATCH_SCOPES)
+    )
+    _require_async(command.respond_async, f"${command.kind.value}")
     version = pdex_version_of(command.pdex_versions)
+    if provider and version != "2.2":
+        text = "$provider-member-match is PDex 2.2's; ask for 2.2 or leave the version out"
+        raise InvalidInput(text, issues=[Issue(text, "X-PDex-Spec-Version", "not-supported")])
     if command.body_error is not None:
         raise command.body_error
     job = accept_member_match(
@@ -122,6 +131,7 @@ def kick_off_member_match(command: MemberMatchKickOff, uow: BulkUnit) -> KickedO
             request_url=command.request_url,
             pdex_version=version,
             request_id=command.request_id,
+            kind=command.kind,
         ),
         uow,
     )
@@ -133,16 +143,21 @@ def kick_off_export(command: ExportKickOff, uow: BulkUnit) -> KickedOff:
     export = _export_request(command)
     requester = _requester(command.principal)
     asked = ExportAsked(export, requester, command.request_url, command.request_id)
-    if command.group_id is not None and provider_of(command.group_id) is not None:
-        job = accept_provider_export(GroupExportAsked(command.group_id, asked), uow)
+    group_id = command.group_id
+    if group_id is None:
+        _require_export_type(export, PAYER_TO_PAYER_EXPORT)
+        return KickedOff(accept_patient_export(asked, uow), export.notices)
+    if provider_of(group_id) is not None:
+        job = accept_provider_export(GroupExportAsked(group_id, asked), uow)
+        return KickedOff(job, export.notices)
+    if not ID_PATTERN.match(group_id):
+        raise NotFound(f"Group/{group_id[:64]} does not exist")
+    stored = uow.jobs.group(group_id)
+    if stored is not None and is_provider_match_group(stored.body):
+        job = accept_provider_export(GroupExportAsked(group_id, asked), uow, matched=stored)
         return KickedOff(job, export.notices)
     _require_export_type(export, PAYER_TO_PAYER_EXPORT)
-    if command.group_id is None:
-        job = accept_patient_export(asked, uow)
-        return KickedOff(job, export.notices)
-    if not ID_PATTERN.match(command.group_id):
-        raise NotFound(f"Group/{command.group_id[:64]} does not exist")
-    job = accept_group_export(GroupExportAsked(command.group_id, asked), uow)
+    job = accept_group_export(GroupExportAsked(group_id, asked), uow)
     return KickedOff(job, export.notices)
 
 

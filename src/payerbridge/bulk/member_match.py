@@ -42,6 +42,7 @@ from payerbridge.bulk.clocks import (
 )
 from payerbridge.bulk.model import BulkJob, BulkReason, JobKind, JobStatus, OutputFile
 from payerbridge.bulk.ports import BulkJobs, MemberOutcome, StoredGroup
+from payerbridge.bulk.provider_match import ProviderMatches
 from payerbridge.bulk.unit import BulkRules, BulkUnit
 from payerbridge.consent.hrex import parse_hrex_consent
 from payerbridge.consent.model import AcceptPresentedConsent, ConsentId, PresentedConsent, Requester
@@ -65,6 +66,7 @@ from payerbridge.fhir.bulk_member_match import (
     parse_bulk_member_match_request,
     result_groups,
 )
+from payerbridge.fhir.provider_member_match import provider_result_groups
 from payerbridge.identity.guard import CardTry, is_wrong_card_guess, note_attempt
 from payerbridge.identity.matching.model import MatchOutcome
 from payerbridge.identity.matching.scoring import MatchModel
@@ -108,6 +110,11 @@ class MemberMatchAsked:
     request_url: str
     pdex_version: str
     request_id: str | None
+    kind: JobKind = JobKind.MEMBER_MATCH  # or Provider Access's (ADR 0059)
+
+
+def _parse(body: Any, kind: JobKind) -> tuple[BulkMember, ...]:
+    return parse_bulk_member_match_request(body, f"${kind.value}")
 
 
 def accept_member_match(asked: MemberMatchAsked, uow: BulkUnit) -> BulkJob:
@@ -115,7 +122,7 @@ def accept_member_match(asked: MemberMatchAsked, uow: BulkUnit) -> BulkJob:
     job, with its audit event; the caller enqueues its workflow."""
     requester = asked.requester
     try:
-        members = parse_bulk_member_match_request(asked.body)
+        members = _parse(asked.body, asked.kind)
     except InvalidInput as exc:
         raise UnprocessableRequest(exc.text, issues=exc.issues) from exc
     now = uow.clock()
@@ -123,7 +130,7 @@ def accept_member_match(asked: MemberMatchAsked, uow: BulkUnit) -> BulkJob:
         id=BulkJobId(uow.mint_id()),
         client_id=requester.client_id,
         requester_npi=requester.npi,
-        kind=JobKind.MEMBER_MATCH,
+        kind=asked.kind,
         status=JobStatus.ACCEPTED,
         pdex_version=asked.pdex_version,
         request_url=asked.request_url,
@@ -138,9 +145,7 @@ def accept_member_match(asked: MemberMatchAsked, uow: BulkUnit) -> BulkJob:
         uow.jobs.create(uow, job, asked.raw)
         start_job_clock(uow, job)
         uow.record(
-            job_event(
-                job, "bulk-member-match", "accepted", now, asked.request_id, members=job.total
-            )
+            job_event(job, job.kind.value, "accepted", now, asked.request_id, members=job.total)
         )
     return job
 
@@ -160,7 +165,7 @@ def run_member_match(job_id: BulkJobId, uow: BulkUnit) -> JobStatus:
     if job.status is JobStatus.ACCEPTED:
         with uow:
             uow.jobs.start(uow, job_id, at=uow.clock())
-    members = parse_bulk_member_match_request(big_json.loads(uow.jobs.request_body(job_id)))
+    members = _parse(big_json.loads(uow.jobs.request_body(job_id)), job.kind)
     model = model_for(uow.identity)
     size = uow.rules.chunk_members
     done = job.done
@@ -192,13 +197,16 @@ def _match_chunk(
         [(f"{job.id}:{member.position}", member.request) for member in chunk],
         BatchTerms(job.client_id, model, rules.policy, now, uow.mint_id),
     )
+    provider = job.kind is JobKind.PROVIDER_MEMBER_MATCH  # an attestation, not a consent
     decided = [
-        (member, _presented(member, requester, rules), to_record)
+        (member, None if provider else _presented(member, requester, rules), to_record)
         for member, to_record in zip(chunk, decisions, strict=True)
     ]
-    types = uow.members.resource_types_of(
-        [d.decision.member_id for _, _, d in decided if d.decision.member_id is not None]
-    )
+    matched_ids = [
+        MemberId(d.decision.member_id) for _, _, d in decided if d.decision.member_id is not None
+    ]
+    types = uow.members.resource_types_of(matched_ids)
+    attested = ProviderMatches.of_chunk(uow, job, matched_ids, now) if provider else None
     with uow:
         outcomes: list[MemberOutcome] = []
         events: list[AuditEvent] = []
@@ -219,44 +227,64 @@ def _match_chunk(
                 outcomes.append(MemberOutcome(member.position, MatchResult.NOT_MATCHED, None))
                 refused.append(_NOT_MATCHED.get(to_record.decision.outcome, NoMatch.reason_code))
                 continue
-            permitted = False
-            if presented is None:
-                events.append(_unreadable_consent_event(job, member_id, now))
+            if attested is not None:
+                result, more = attested.outcome(uow, member, MemberId(member_id))
+                events.extend(more)
             else:
-                disclosure = accept_presented_consent(
-                    uow,
-                    uow.consents,
-                    AcceptPresentedConsent(
-                        presented,
-                        consent_id=ConsentId(uow.mint_id()),
-                        member_id=MemberId(member_id),
-                        requester=requester,
-                        at=now,
-                        source_npi=rules.us.npi,
-                        supported_policies=supported_policies(types[member_id], rules.segmentation),
-                        request_id=job.id,
-                        detail={"bulk_job": job.id, "member": member.position},
-                    ),
-                )
-                events.append(disclosure.event)
-                permitted = disclosure.decision.permitted
-            outcomes.append(
-                MemberOutcome(member.position, MatchResult.MATCHED, member_id)
-                if permitted
-                else MemberOutcome(member.position, MatchResult.CONSENT_CONSTRAINED, None)
-            )
+                matched_member = _Matched(member, MemberId(member_id), presented, types)
+                result = _consent_outcome(uow, job, matched_member, events, now)
+            matched = member_id if result is MatchResult.MATCHED else None
+            outcomes.append(MemberOutcome(member.position, result, matched))
         uow.identity.record_decisions(uow, kept)
         if not uow.jobs.commit_chunk(
             uow, job.id, done_before=done_before, outcomes=outcomes, at=now
         ):
             raise _Superseded  # rolls the chunk back
         if uow.refusals is not None:
-            refusals = [Refusal(job.client_id, _OPERATION, reason, now) for reason in refused]
+            refusals = [Refusal(job.client_id, job.kind.value, reason, now) for reason in refused]
             count_refusals(uow.refusals, uow, refusals, length=rules.refusal_window)
         uow.record(*events)
 
 
-_OPERATION = "bulk-member-match"
+@dataclass(frozen=True)
+class _Matched:
+    """A member the engine matched, with the Consent it presented (None: unreadable)
+    and the chunk's members' resource types."""
+
+    member: BulkMember
+    member_id: MemberId
+    presented: PresentedConsent | None
+    types: dict[MemberId, set[str]]
+
+
+def _consent_outcome(
+    uow: BulkUnit, job: BulkJob, matched: _Matched, events: list[AuditEvent], now: datetime
+) -> MatchResult:
+    """A matched member's Consent decided for the requester and kept when it permits:
+    MatchedMembers; ConsentConstrainedMembers otherwise. Its audit event joins ``events``."""
+    rules, member_id = uow.rules, matched.member_id
+    if matched.presented is None:
+        events.append(_unreadable_consent_event(job, member_id, now))
+        return MatchResult.CONSENT_CONSTRAINED
+    disclosure = accept_presented_consent(
+        uow,
+        uow.consents,
+        AcceptPresentedConsent(
+            matched.presented,
+            consent_id=ConsentId(uow.mint_id()),
+            member_id=member_id,
+            requester=Requester(client_id=job.client_id, npi=job.requester_npi),
+            at=now,
+            source_npi=rules.us.npi,
+            supported_policies=supported_policies(matched.types[member_id], rules.segmentation),
+            request_id=job.id,
+            detail={"bulk_job": job.id, "member": matched.member.position},
+        ),
+    )
+    events.append(disclosure.event)
+    if disclosure.decision.permitted:
+        return MatchResult.MATCHED
+    return MatchResult.CONSENT_CONSTRAINED
 
 
 def _guarded(
@@ -305,7 +333,8 @@ def _complete(uow: BulkUnit, job: BulkJob, members: Sequence[BulkMember]) -> Job
         MemberResult(by_position[o.position], _bucket(o.result), o.patient_id) for o in stored
     ]
     throttled = sum(o.result == THROTTLED for o in stored)
-    bodies = result_groups(
+    render = provider_result_groups if job.kind is JobKind.PROVIDER_MEMBER_MATCH else result_groups
+    bodies = render(
         results,
         group_ids={bucket: uow.mint_id() for bucket in MatchResult},
         requester=Organization(job.client_id, job.requester_npi),
@@ -344,7 +373,7 @@ def _complete(uow: BulkUnit, job: BulkJob, members: Sequence[BulkMember]) -> Job
             at=now,
         )
         if completed:
-            uow.record(job_event(job, "bulk-member-match", "completed", now, job.id, **counts))
+            uow.record(job_event(job, job.kind.value, "completed", now, job.id, **counts))
             settle_job_clock(uow, job.id, now)
     if completed:
         return JobStatus.COMPLETED

@@ -27,6 +27,11 @@ class JobKind(StrEnum):
     GROUP_EXPORT = "group-export"  # Group/{id}/$davinci-data-export
     PATIENT_EXPORT = "patient-export"  # Patient/$export
     PROVIDER_EXPORT = "provider-export"  # a provider's Group, Provider Access (ADR 0059)
+    PROVIDER_MEMBER_MATCH = "provider-member-match"  # Group/$provider-member-match (ADR 0059)
+
+    @property
+    def is_member_match(self) -> bool:
+        return self in (JobKind.MEMBER_MATCH, JobKind.PROVIDER_MEMBER_MATCH)
 
 
 class JobStatus(StrEnum):

@@ -12,8 +12,11 @@ not carry, so they never go to a provider from here.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from payerbridge.bulk.export import GroupExportAsked, accept_members
 from payerbridge.bulk.model import BulkJob, JobKind
+from payerbridge.bulk.ports import StoredGroup
 from payerbridge.bulk.provider_decision import provider_reads
 from payerbridge.bulk.unit import BulkUnit
 from payerbridge.errors import InvalidInput, Issue, NotFound
@@ -23,14 +26,30 @@ from payerbridge.provider_access.groups import provider_of
 __all__ = ["accept_provider_export"]
 
 
-def accept_provider_export(command: GroupExportAsked, uow: BulkUnit) -> BulkJob:
-    """Record the export of the provider's own Group: only the organization whose proven
-    NPI it is may ask (any other is told the Group does not exist)."""
-    asked = command.asked
-    request, requester = asked.request, asked.requester
-    npi = provider_of(command.group_id)
+def _provider_of(command: GroupExportAsked, matched: StoredGroup | None, now: datetime) -> str:
+    """The provider whose Group it is: by its id, or the client's own MatchedMembers of
+    ``$provider-member-match`` while it lasts. Any other asker is told it does not exist."""
+    requester = command.asked.requester
+    if matched is None:
+        npi = provider_of(command.group_id)
+    elif matched.client_id == requester.client_id and matched.expires_at > now:
+        npi = matched.requester_npi
+    else:
+        npi = None
     if npi is None or not requester.npi or requester.npi != npi:
         raise NotFound(f"Group/{command.group_id[:64]} does not exist")
+    return npi
+
+
+def accept_provider_export(
+    command: GroupExportAsked, uow: BulkUnit, *, matched: StoredGroup | None = None
+) -> BulkJob:
+    """Record the export of the provider's own Group (``matched``: a MatchedMembers
+    Group of its ``$provider-member-match``, of which only those who may go now go)."""
+    asked = command.asked
+    request = asked.request
+    now = uow.clock()
+    npi = _provider_of(command, matched, now)
     offered = (PROVIDER_DOWNLOAD_EXPORT, PROVIDER_DELTA_EXPORT)
     if request.export_type not in offered:
         text = (
@@ -41,8 +60,13 @@ def accept_provider_export(command: GroupExportAsked, uow: BulkUnit) -> BulkJob:
     if request.export_type == PROVIDER_DELTA_EXPORT and request.since is None:
         text = "provider-delta exports what changed since _since: give _since"
         raise InvalidInput(text, issues=[Issue(text, "_since", "required")])
-    now = uow.clock()
     members = list(provider_reads(uow).decide(npi, now).members)
+    if matched is not None:
+        listed = {
+            str(m["entity"]["reference"]).removeprefix("Patient/")
+            for m in matched.body.get("member", [])
+        }
+        members = [m for m in members if m in listed]
     if request.patients is not None:
         may, named = set(members), list(request.patients)
         strangers = [p for p in named if p not in may]

@@ -130,14 +130,17 @@ class MemberResult:
             raise ValueError("a matched member names our Patient, and only a matched one")
 
 
-def parse_bulk_member_match_request(body: Any) -> tuple[BulkMember, ...]:
-    """Check every MemberBundle as a ``$member-match`` request with its Consent required;
-    one InvalidInput names every issue, each prefixed with its bundle's position."""
-    require_parameters(body, "$bulk-member-match")
+def parse_bulk_member_match_request(
+    body: Any, operation: str = "$bulk-member-match"
+) -> tuple[BulkMember, ...]:
+    """Check every MemberBundle as a ``$member-match`` request with its Consent required
+    (``$provider-member-match``'s: the provider's attestation); one InvalidInput names
+    every issue, each prefixed with its bundle's position."""
+    require_parameters(body, operation)
     parameters = body.get("parameter")
     if not isinstance(parameters, list) or not parameters:
         raise InvalidInput(
-            "$bulk-member-match needs at least one MemberBundle parameter",
+            f"{operation} needs at least one MemberBundle parameter",
             issues=[Issue("Parameters.parameter needs a MemberBundle", "Parameters", "required")],
         )
     members: list[BulkMember] = []
@@ -148,7 +151,7 @@ def parse_bulk_member_match_request(body: Any) -> tuple[BulkMember, ...]:
         if name != "MemberBundle":
             issues.append(
                 Issue(
-                    f"unknown parameter '{name}'; $bulk-member-match accepts only MemberBundle",
+                    f"unknown parameter '{name}'; {operation} accepts only MemberBundle",
                     f"{where}.name",
                 )
             )
@@ -175,7 +178,7 @@ def parse_bulk_member_match_request(body: Any) -> tuple[BulkMember, ...]:
         members.append(BulkMember(position, request))
     issues.extend(_repeated_patient_ids(members))
     if issues:
-        raise InvalidInput("the $bulk-member-match request is not valid", issues=issues)
+        raise InvalidInput(f"the {operation} request is not valid", issues=issues)
     return tuple(members)
 
 
@@ -220,15 +223,18 @@ def result_groups(
     requester: Organization,
     us: Organization,
     matched_at: datetime,
+    profiles: Mapping[MatchResult, str] | None = None,
 ) -> list[dict[str, Any]]:
     """MatchedMembers (always) and the other Groups that have members, in that order,
-    authored (``meta.lastUpdated``) at ``matched_at``."""
+    authored (``meta.lastUpdated``) at ``matched_at``; ``profiles``: another operation's
+    Groups' profiles (``$provider-member-match``'s), by bucket."""
     answer = _Answer(requester, us, matched_at)
     groups = []
     for bucket in MatchResult:
         chosen = [r for r in results if r.result is bucket]
         if chosen or bucket is MatchResult.MATCHED:
-            groups.append(_group(bucket, chosen, group_ids[bucket], answer))
+            profile = (profiles or {}).get(bucket, _BUCKETS[bucket][2])
+            groups.append(_group(bucket, chosen, group_ids[bucket], answer, profile))
     return groups
 
 
@@ -243,10 +249,14 @@ class _Answer:
 
 
 def _group(
-    bucket: MatchResult, results: Sequence[MemberResult], group_id: str, answer: _Answer
+    bucket: MatchResult,
+    results: Sequence[MemberResult],
+    group_id: str,
+    answer: _Answer,
+    profile: str,
 ) -> dict[str, Any]:
     requester, us, matched_at = answer.requester, answer.us, answer.matched_at
-    display, name, profile = _BUCKETS[bucket]
+    display, name, _ = _BUCKETS[bucket]
     coding = {"system": RESULT_SYSTEM, "code": bucket.value, "display": display}
     contained: dict[str, dict[str, Any]] = {}
     members = []

@@ -39,6 +39,7 @@ class AttributionBasis(StrEnum):
 
     CLAIMS = "claims"  # the plan's own claims and encounters name it as serving her
     ROSTER = "roster"  # a roster the plan loaded names it
+    ATTESTATION = "attestation"  # the provider attested it ($provider-member-match)
 
 
 @dataclass(frozen=True)

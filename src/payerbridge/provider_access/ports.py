@@ -39,6 +39,10 @@ class AttributionStore(Protocol):
         """The roster ``roster``'s attributions replaced; how many there were before."""
         ...
 
+    def add(self, unit: UnitOfWork, attributions: Sequence[Attribution]) -> None:
+        """``attributions`` kept beside the others (a provider's attestations)."""
+        ...
+
     def holding(self, provider_npi: str, day: date) -> list[Attribution]:
         """``provider_npi``'s attributions that hold on ``day``."""
         ...

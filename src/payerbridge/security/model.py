@@ -37,6 +37,7 @@ __all__ = [
     "AddClient",
     "ApproveOrganization",
     "BULK_MEMBER_MATCH_SCOPES",
+    "PROVIDER_MEMBER_MATCH_SCOPES",
     "ClientKeys",
     "ClientKind",
     "DatedKey",
@@ -80,6 +81,11 @@ BULK_MEMBER_MATCH_SCOPES = (
     "http://hl7.org/fhir/us/davinci-pdex/OperationDefinition/BulkMemberMatch",
     "http://hl7.org/fhir/us/davinci-pdex/OperationDefinition/bulk-member-match",
     MEMBER_MATCH_SCOPE,
+)
+# PDex 2.2's Provider Access match (ADR 0059): a provider's own, not a payer's bulk scope.
+PROVIDER_MEMBER_MATCH_SCOPES = (
+    "http://hl7.org/fhir/us/davinci-pdex/OperationDefinition/ProviderMemberMatch",
+    "http://hl7.org/fhir/us/davinci-pdex/OperationDefinition/provider-member-match",
 )
 
 # SMART v2 (system/Patient.rs) and v1 (system/Patient.read) resource scopes.

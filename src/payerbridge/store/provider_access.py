@@ -27,6 +27,7 @@ from payerbridge.provider_access.treatment import (
     service_facts,
 )
 from payerbridge.store.at_rest import at_rest
+from payerbridge.store.dbapi import DialectSql
 from payerbridge.store.sealed_fields import RESOURCE_BODY
 from payerbridge.store.tables import fhir_resources, opt_out_choices, provider_attributions
 from payerbridge.store.unit_of_work import sql_unit
@@ -36,6 +37,11 @@ from payerbridge.types import MemberId
 __all__ = ["SqlAttributions", "SqlOptOuts", "SqlServiceRecords"]
 
 _BATCH = 1000  # rows read, or ids per IN (...), at a time
+_ADD = (
+    "INSERT INTO provider_attributions (provider_npi, member_id, start_day, end_day, basis, "
+    "roster, recorded_at) VALUES (:provider_npi, :member_id, :start_day, :end_day, :basis, "
+    ":roster, :recorded_at)"
+)
 # What other payers sent (exchanges, onboardings) is theirs: it shows no service of ours.
 _RECEIVED = ("exchange:%", "onboarding:%")
 
@@ -73,6 +79,24 @@ class SqlAttributions:
         for start in range(0, len(rows), _BATCH):
             connection.execute(insert(provider_attributions), rows[start : start + _BATCH])
         return int(replaced or 0)
+
+    def add(self, unit: UnitOfWork, attributions: Sequence[Attribution]) -> None:
+        """By the unit's DB-API cursor: a bulk chunk's unit writes its decisions so, and
+        Core statements may not follow its cursor's."""
+        if not attributions:
+            return
+        sql = DialectSql(self._engine.dialect)
+        day = (lambda d: d) if sql.is_postgres else date.isoformat
+        rows = [
+            {
+                **row,
+                "start_day": day(row["start_day"]),
+                "end_day": day(row["end_day"]),
+                "recorded_at": sql.timestamp(unit.now),
+            }
+            for row in _rows(attributions, unit.now)
+        ]
+        sql_unit(unit).cursor().executemany(sql.sql(_ADD), rows)
 
     def replace_derived(self, unit: UnitOfWork, attributions: Sequence[Attribution]) -> int:
         where = provider_attributions.c.basis == AttributionBasis.CLAIMS.value

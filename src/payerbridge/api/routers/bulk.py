@@ -40,7 +40,7 @@ from payerbridge.bulk.kick_off import (
     kick_off_export,
     kick_off_member_match,
 )
-from payerbridge.bulk.model import BulkJob, BulkReason, JobStatus, OutputFile
+from payerbridge.bulk.model import BulkJob, BulkReason, JobKind, JobStatus, OutputFile
 from payerbridge.errors import Issue, NotAcceptable, PayerBridgeError
 from payerbridge.fhir.bundles import searchset
 from payerbridge.fhir.outcome import operation_outcome
@@ -89,15 +89,32 @@ async def bulk_member_match(request: Request) -> Response:
     return await run_store_bound(current_platform(request), _kick_off, request, raw, body)
 
 
+async def provider_member_match(request: Request) -> Response:
+    """``POST /fhir/Group/$provider-member-match`` (PDex 2.2, Provider Access): match the
+    members a provider attests a treatment relationship with, in a job as
+    ``$bulk-member-match`` is; its Groups are the provider profiles' (ADR 0059)."""
+    await fhir_accept(request)
+    try:
+        body: Any = await read_json_body(request)
+    except PayerBridgeError as exc:
+        body = exc
+    raw = await request.body()
+    kick_off = partial(_kick_off, kind=JobKind.PROVIDER_MEMBER_MATCH)
+    return await run_store_bound(current_platform(request), kick_off, request, raw, body)
+
+
 # Routes of FastAPI's, so that the request log and the rate limits see their template
 # (scope["route"]); out of the OpenAPI schema, as they read their own bodies.
 _operation = partial(router.add_api_route, include_in_schema=False)
 _operation("/Group/$bulk-member-match", bulk_member_match, methods=["POST"])
+_operation("/Group/$provider-member-match", provider_member_match, methods=["POST"])
 
 
-def _kick_off(request: Request, raw: bytes, body: Any) -> Response:
+def _kick_off(
+    request: Request, raw: bytes, body: Any, *, kind: JobKind = JobKind.MEMBER_MATCH
+) -> Response:
     platform = current_platform(request)
-    caller = caller_of_counted(platform, request, "bulk-member-match")
+    caller = caller_of_counted(platform, request, kind.value)
     preferences = _preferences(request)
     asked = (request.headers.get("x-pdex-spec-version"), preferences.get("pdex-spec"))
     kicked_off = kick_off_member_match(
@@ -110,6 +127,7 @@ def _kick_off(request: Request, raw: bytes, body: Any) -> Response:
             request_url=str(request.url),
             request_id=current_request_id(),
             body_error=body if isinstance(body, PayerBridgeError) else None,
+            kind=kind,
         ),
         platform.units.bulk(),
     )
