@@ -41,12 +41,14 @@ def test_metadata_declares_exactly_what_is_implemented(
     group = resources["Group"]
     assert {o["name"]: o["definition"] for o in group["operation"]} == {
         "bulk-member-match": "http://hl7.org/fhir/us/davinci-pdex/OperationDefinition/BulkMemberMatch",
+        "provider-member-match": "http://hl7.org/fhir/us/davinci-pdex/OperationDefinition/ProviderMemberMatch",
         "davinci-data-export": "http://hl7.org/fhir/us/davinci-atr/OperationDefinition/davinci-data-export",
         "export": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export",
     }
     # A Bulk Data server: its clients and the IG's test kit look for this before exporting.
     assert statement["instantiates"] == [
-        "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data|2.0.0"
+        "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data|2.0.0",
+        "http://hl7.org/fhir/us/davinci-pdex/CapabilityStatement/pdex-provider-access-server",
     ]
     assert [i["code"] for i in group["interaction"]] == ["read", "search-type"]
     assert {p["name"] for p in group["searchParam"]} == {

@@ -9,6 +9,7 @@ from typing import Any
 from payerbridge.disclosure.search import INCLUDES, MEMBER_PARAMS, SEARCHABLE
 from payerbridge.fhir import codes
 from payerbridge.fhir.bulk_member_match import BULK_MEMBER_MATCH_OPERATION, RESULT_SYSTEM
+from payerbridge.fhir.provider_member_match import PROVIDER_MEMBER_MATCH_OPERATION
 from payerbridge.fhir.resources import SUPPORTED_TYPES
 from payerbridge.timestamps import utc_iso
 
@@ -16,6 +17,13 @@ __all__ = ["OurServer", "capability_statement"]
 
 _HREX_IG = "http://hl7.org/fhir/us/davinci-hrex/ImplementationGuide/hl7.fhir.us.davinci-hrex"
 _PDEX_IG = "http://hl7.org/fhir/us/davinci-pdex/ImplementationGuide/hl7.fhir.us.davinci-pdex"
+_PDEX_SD = "http://hl7.org/fhir/us/davinci-pdex/StructureDefinition"
+# PDex 2.2's Provider Access server (ADR 0059), named without its version: peers read the
+# PDex version we speak payer-to-payer from the guide we declare, and 2.2's must not
+# override it (``routing.capabilities`` reads versions from ``instantiates`` too).
+PROVIDER_ACCESS_SERVER = (
+    "http://hl7.org/fhir/us/davinci-pdex/CapabilityStatement/pdex-provider-access-server"
+)
 
 
 def _versioned(canonical: str, version: str | None) -> str:
@@ -88,6 +96,10 @@ def _group() -> dict[str, Any]:
         "supportedProfile": [
             "http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/pdex-member-match-group",
             "http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/pdex-member-no-match-group",
+            f"{_PDEX_SD}/pdex-provider-group",
+            f"{_PDEX_SD}/pdex-provider-member-match",
+            f"{_PDEX_SD}/pdex-provider-member-no-match",
+            f"{_PDEX_SD}/pdex-member-opt-out",
         ],
         "interaction": [{"code": "read"}, {"code": "search-type"}],
         "searchParam": [
@@ -126,6 +138,13 @@ def _group() -> dict[str, Any]:
                 "X-PDex-Spec-Version or Prefer: pdex-spec= asks for 2.1's (one Parameters).",
             },
             {
+                "name": "provider-member-match",
+                "definition": PROVIDER_MEMBER_MATCH_OPERATION,
+                "documentation": "Provider Access (ADR 0059), as bulk-member-match: POST with "
+                "Prefer: respond-async; each MemberBundle's Consent is the provider's "
+                "treatment attestation. MatchedMembers exports as Provider Access only.",
+            },
+            {
                 "name": "davinci-data-export",
                 "definition": codes.DATA_EXPORT_OPERATION,
                 "documentation": f"On a MatchedMembers Group, with Prefer: respond-async: "
@@ -135,7 +154,10 @@ def _group() -> dict[str, Any]:
                 "named). Only the types the token grants go (the rest named). Each "
                 "member's consent is decided when the job reaches it; members left out are "
                 "named in the manifest's error file. The member's Patient and our transmitter "
-                "Provenance go whatever _type says (PDex).",
+                "Provenance go whatever _type says (PDex). On a provider's Group "
+                f"(provider-<NPI>, its organization only): exportType "
+                f"{codes.PROVIDER_DOWNLOAD_EXPORT} or {codes.PROVIDER_DELTA_EXPORT} (with "
+                "_since), each member decided again by attribution and opt-out.",
             },
             {
                 "name": "export",
@@ -268,7 +290,7 @@ def capability_statement(server: OurServer, *, published: datetime) -> dict[str,
         },
         "fhirVersion": codes.FHIR_VERSION,
         # Bulk Data clients and test kits look for it before they try an export.
-        "instantiates": [codes.BULK_DATA_SERVER],
+        "instantiates": [codes.BULK_DATA_SERVER, PROVIDER_ACCESS_SERVER],
         "format": ["application/fhir+json", "json"],
         "implementationGuide": [
             _versioned(_HREX_IG, hrex_version),

@@ -83,7 +83,8 @@ def test_our_own_capability_statement_reads_as_what_we_serve() -> None:
     ours = our_statement()
     # A Bulk Data server (IG v2.0.0), as its clients and test kit check before exporting.
     assert ours["instantiates"] == [
-        "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data|2.0.0"
+        "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data|2.0.0",
+        "http://hl7.org/fhir/us/davinci-pdex/CapabilityStatement/pdex-provider-access-server",
     ]
     reading = read_capabilities(ours, at=AT)
     assert {"member-match", "everything"} <= reading.operations
