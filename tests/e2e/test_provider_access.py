@@ -140,6 +140,7 @@ def plan(
         "clinic": payer.register_client("clinic-app", npi=CLINIC, scope=READER),
         "doctor": payer.register_client("doctor-app", npi=DOCTOR, scope=READER),
         "stranger": payer.register_client("stranger-app", npi=STRANGER, scope=READER),
+        "operator": payer.register_client("pa-operator", scope="payerbridge/operator"),
         "attesting": payer.register_client(
             "attesting-app", npi=STRANGER, scope=f"{READER} {PROVIDER_MATCH}"
         ),
@@ -413,3 +414,39 @@ def test_provider_member_match_needs_the_providers_scope(plan: dict[str, Any]) -
     with plan["payer"].client_with(plan["stranger"]) as client:
         refused = client.post("/fhir/Group/$provider-member-match", json=request, headers=ASYNC)
     assert refused.status_code == 403, refused.text
+
+
+def test_operators_record_and_read_opt_outs_over_http(plan: dict[str, Any]) -> None:
+    payer = plan["payer"]
+    with payer.client_with(plan["operator"]) as client:
+        made = client.post(
+            "/provider-access/opt-outs",
+            json={"member_id": "pa3", "choice": "opt-out", "reason": "privacy-concern"},
+        )
+        assert made.status_code == 201, made.text
+        read = client.get("/provider-access/members/pa3/opt-outs").json()
+        assert read["opted_out_of_all"] is True
+        assert [c["choice"] for c in read["choices"]] == ["opt-out"]
+        back = client.post(
+            "/provider-access/opt-outs", json={"member_id": "pa3", "choice": "opt-in"}
+        )
+        assert back.status_code == 201
+        assert (
+            client.get("/provider-access/members/pa3/opt-outs").json()["opted_out_of_all"] is False
+        )
+        unknown = client.post(
+            "/provider-access/opt-outs", json={"member_id": "nobody", "choice": "opt-out"}
+        )
+        assert unknown.status_code == 404
+        lacking = client.post(
+            "/provider-access/opt-outs",
+            json={"member_id": "pa3", "choice": "opt-out", "scope": "provider-specific"},
+        )
+        assert lacking.status_code in (400, 422) and "provider" in lacking.text
+        derived = client.post("/provider-access/attribution/derive", json={"look_back_days": 365})
+        assert derived.status_code == 200 and derived.json()["providers"] == 2
+    with payer.client_with(plan["clinic"]) as client:
+        refused = client.post(
+            "/provider-access/opt-outs", json={"member_id": "pa3", "choice": "opt-in"}
+        )
+    assert refused.status_code == 403

@@ -28,6 +28,7 @@ from payerbridge.api.routers import (
     metrics,
     onboardings,
     partners,
+    provider_access,
     pulls,
     quarantine,
     received,
@@ -107,6 +108,7 @@ def create_app(platform: Platform, *, run_workers: bool = True) -> FastAPI:
     app.include_router(runbooks.router)
     app.include_router(compliance.router)
     app.include_router(lifecycle.router)
+    app.include_router(provider_access.router)
     install_console(app, platform)  # the operator console's pages at /console (ADR 0035)
     app.include_router(metrics.router)
 
