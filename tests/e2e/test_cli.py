@@ -262,6 +262,15 @@ def _check_each_partner_was_asked_in_its_own_version(output: str, var: Path, bas
     assert "$member-match as HRex 1.1.0, member found by MemberId" in output
     assert "$member-match as HRex 1.2.0, member found by MemberId" in output
     assert "waited: in its maintenance window until" in output and "a short window" in output
+    # Provider Access at the first old payer: its provider's export, one member opted out.
+    provider = re.search(
+        r"provider access at \S+: provider \d{10} attributed (\d+) members by the payer's "
+        r"claims; its export gave (\d+) members' records \(.*ExplanationOfBenefit [1-9].*\); "
+        r"member \S+ opted out of it and was left out",
+        output,
+    )
+    assert provider is not None, output
+    assert int(provider.group(2)) == int(provider.group(1)) - 1 > 0, output
     # What each exchange received, read back by the plan's own client with no consent.
     read = re.findall(r"\$everything \((\d+) records, read by the plan's own", output)
     assert len(read) == 5 and all(int(n) > 0 for n in read), output

@@ -87,6 +87,48 @@ def _patient(hrex_version: str | None, everything: bool) -> dict[str, Any]:
     }
 
 
+def _group_operations() -> list[dict[str, Any]]:
+    """The operations on Group: the payer-to-payer ones and Provider Access's."""
+    return [
+        {
+            "name": "bulk-member-match",
+            "definition": BULK_MEMBER_MATCH_OPERATION,
+            "documentation": "POST with Prefer: respond-async; 202 and a Bulk Data status "
+            "URL. The answer is in PDex 2.2's form (Group NDJSON) unless "
+            "X-PDex-Spec-Version or Prefer: pdex-spec= asks for 2.1's (one Parameters).",
+        },
+        {
+            "name": "provider-member-match",
+            "definition": PROVIDER_MEMBER_MATCH_OPERATION,
+            "documentation": "Provider Access (ADR 0059), as bulk-member-match: POST with "
+            "Prefer: respond-async; each MemberBundle's Consent is the provider's "
+            "treatment attestation. MatchedMembers exports as Provider Access only.",
+        },
+        {
+            "name": "davinci-data-export",
+            "definition": codes.DATA_EXPORT_OPERATION,
+            "documentation": f"On a MatchedMembers Group, with Prefer: respond-async: "
+            f"exportType {codes.PAYER_TO_PAYER_EXPORT} (the default), _type, _since, "
+            "_until, patient; _typeFilter is refused with 400, and so are _elements and "
+            "includeAssociatedData unless Prefer: handling=lenient (then left out and "
+            "named). Only the types the token grants go (the rest named). Each "
+            "member's consent is decided when the job reaches it; members left out are "
+            "named in the manifest's error file. The member's Patient and our transmitter "
+            "Provenance go whatever _type says (PDex). On a provider's Group "
+            f"(provider-<NPI>, its organization only): exportType "
+            f"{codes.PROVIDER_DOWNLOAD_EXPORT} or {codes.PROVIDER_DELTA_EXPORT} (with "
+            "_since), each member decided again by attribution and opt-out.",
+        },
+        {
+            "name": "export",
+            "definition": codes.GROUP_EXPORT_OPERATION,
+            "documentation": "Bulk Data's export of the same MatchedMembers Group, as "
+            "$davinci-data-export does it, except that _type names every type that goes "
+            "(the Patient and Provenance too).",
+        },
+    ]
+
+
 def _group() -> dict[str, Any]:
     """The result Groups of ``$bulk-member-match`` (PDex payer access): each client's own."""
     npi = "the requesting payer's NPI (system|value or value)"
@@ -129,44 +171,7 @@ def _group() -> dict[str, Any]:
                 "documentation": result,
             },
         ],
-        "operation": [
-            {
-                "name": "bulk-member-match",
-                "definition": BULK_MEMBER_MATCH_OPERATION,
-                "documentation": "POST with Prefer: respond-async; 202 and a Bulk Data status "
-                "URL. The answer is in PDex 2.2's form (Group NDJSON) unless "
-                "X-PDex-Spec-Version or Prefer: pdex-spec= asks for 2.1's (one Parameters).",
-            },
-            {
-                "name": "provider-member-match",
-                "definition": PROVIDER_MEMBER_MATCH_OPERATION,
-                "documentation": "Provider Access (ADR 0059), as bulk-member-match: POST with "
-                "Prefer: respond-async; each MemberBundle's Consent is the provider's "
-                "treatment attestation. MatchedMembers exports as Provider Access only.",
-            },
-            {
-                "name": "davinci-data-export",
-                "definition": codes.DATA_EXPORT_OPERATION,
-                "documentation": f"On a MatchedMembers Group, with Prefer: respond-async: "
-                f"exportType {codes.PAYER_TO_PAYER_EXPORT} (the default), _type, _since, "
-                "_until, patient; _typeFilter is refused with 400, and so are _elements and "
-                "includeAssociatedData unless Prefer: handling=lenient (then left out and "
-                "named). Only the types the token grants go (the rest named). Each "
-                "member's consent is decided when the job reaches it; members left out are "
-                "named in the manifest's error file. The member's Patient and our transmitter "
-                "Provenance go whatever _type says (PDex). On a provider's Group "
-                f"(provider-<NPI>, its organization only): exportType "
-                f"{codes.PROVIDER_DOWNLOAD_EXPORT} or {codes.PROVIDER_DELTA_EXPORT} (with "
-                "_since), each member decided again by attribution and opt-out.",
-            },
-            {
-                "name": "export",
-                "definition": codes.GROUP_EXPORT_OPERATION,
-                "documentation": "Bulk Data's export of the same MatchedMembers Group, as "
-                "$davinci-data-export does it, except that _type names every type that goes "
-                "(the Patient and Provenance too).",
-            },
-        ],
+        "operation": _group_operations(),
         "documentation": "A client reads and finds only the Groups of its own "
         "$bulk-member-match requests. Values separated by commas are alternatives; a "
         "parameter repeated must hold each time.",

@@ -509,6 +509,7 @@ def demo(
     plan's own systems (X12 and CSV files; a FHIR server asked live), send one exchange
     to each and show the route decided for each, its completeness and the mappings its
     data came through. Ctrl-C or SIGTERM stops every process it started."""
+    from payerbridge_tools.cli.sandbox_provider import print_provider_run, run_provider_access
     from payerbridge_tools.cli.sandbox_sources import (
         SOURCE_PARTNER_LABELS,
         exchange_sources,
@@ -574,6 +575,7 @@ def demo(
             for e in exchanges
             if e.get("imported_patient_id")
         }
+        provider = run_provider_access(partners[0], our_key_set(data_dir))
     except BaseException:
         stop(instances)
         raise
@@ -588,6 +590,7 @@ def demo(
         f"{sum(e.get('resource_count') or 0 for e in done)} resources stored"
     )
     print_destination(next(i for i in instances if i.name == "plan-fhir"), exchanges)
+    print_provider_run(provider, out)
     out.print("where to look:")
     for exchange in exchanges:
         out.print(f"  exchange:     {platform.base_url}/exchanges/{exchange['id']}")
