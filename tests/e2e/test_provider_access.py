@@ -175,6 +175,18 @@ def test_claims_and_encounters_attribute_members_to_the_providers_they_name(
     assert _members(_group(plan, "doctor", DOCTOR).json()) == {"pa2"}
 
 
+def test_a_provider_finds_its_own_group_by_searching_and_no_other(plan: dict[str, Any]) -> None:
+    with plan["payer"].client_with(plan["clinic"]) as client:
+        found = client.get(f"/fhir/Group?identifier={NPI_SYSTEM}|{CLINIC}").json()
+        other = client.get(f"/fhir/Group?identifier={NPI_SYSTEM}|{DOCTOR}").json()
+        coded = client.get("/fhir/Group?code=nomatch").json()
+    assert [e["resource"]["id"] for e in found["entry"]] == [f"provider-{CLINIC}"]
+    assert not other.get("entry") and not coded.get("entry")
+    with plan["payer"].client_with(plan["stranger"]) as client:
+        nothing = client.get("/fhir/Group").json()
+    assert not nothing.get("entry")  # attributed no member: no Group to find
+
+
 def test_another_providers_group_does_not_exist_for_a_provider(plan: dict[str, Any]) -> None:
     for reader, npi in (("doctor", CLINIC), ("stranger", CLINIC), ("clinic", DOCTOR)):
         answer = _group(plan, reader, npi)

@@ -22,7 +22,7 @@ from payerbridge.fhir.bulk_member_match import RESULT_SYSTEM, MatchResult
 from payerbridge.fhir.resources import ID_PATTERN
 from payerbridge.security.model import Principal, require_scope, resource_scope
 
-__all__ = ["GroupRead", "GroupSearch", "read_group", "search_groups"]
+__all__ = ["GroupFilter", "GroupRead", "GroupSearch", "group_filter", "read_group", "search_groups"]
 
 NPI_PARAMETERS = ("identifier", "characteristic-value-reference:identifier")
 RESULT_PARAMETERS = ("code", "characteristic")
@@ -59,8 +59,34 @@ def read_group(command: GroupRead, uow: BulkUnit) -> StoredGroup:
     return group
 
 
+@dataclass(frozen=True)
+class GroupFilter:
+    """What a Group search selects: the requester NPIs and match results it allows
+    (None: any)."""
+
+    npis: frozenset[str] | None
+    results: frozenset[str] | None
+
+    def admits(self, npi: str, result: str) -> bool:
+        return (self.npis is None or npi in self.npis) and (
+            self.results is None or result in self.results
+        )
+
+
 def search_groups(command: GroupSearch, uow: BulkUnit) -> list[StoredGroup]:
     """The caller's unexpired result Groups that the search's parameters select."""
+    selected = group_filter(command)
+    return uow.jobs.find_groups(
+        command.principal.client_id,
+        requester_npis=selected.npis,
+        results=selected.results,
+        now=uow.clock(),
+    )
+
+
+def group_filter(command: GroupSearch) -> GroupFilter:
+    """The search's parameters read (400 naming one not supported); the caller may
+    search Groups."""
     require_whole_client(command.principal)
     require_scope(command.principal, resource_scope("Group", "s"))
     npis: set[str] | None = None
@@ -74,11 +100,9 @@ def search_groups(command: GroupSearch, uow: BulkUnit) -> list[StoredGroup]:
             supported = ", ".join((*NPI_PARAMETERS, *RESULT_PARAMETERS))
             text = f"Group search parameter '{name[:60]}' is not supported; use {supported}"
             raise InvalidInput(text, issues=[Issue(text, name[:60], "not-supported")])
-    return uow.jobs.find_groups(
-        command.principal.client_id,
-        requester_npis=None if npis is None else frozenset(npis),
-        results=None if results is None else frozenset(results),
-        now=uow.clock(),
+    return GroupFilter(
+        None if npis is None else frozenset(npis),
+        None if results is None else frozenset(results),
     )
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "LoadRoster",
     "ProviderGroupRead",
     "RecordChoice",
+    "attributed_provider_group",
     "derive_attribution",
     "load_roster",
     "provider_group_today",
@@ -195,6 +196,19 @@ def read_provider_group(asked: ProviderGroupRead, uow: ProviderAccessUnit) -> di
     if npi is None or not principal.npi or npi != principal.npi:
         raise NotFound(f"Group/{asked.group_id[:80]} does not exist")
     return provider_group_today(npi, uow)
+
+
+def attributed_provider_group(
+    principal: Principal, uow: ProviderAccessUnit
+) -> dict[str, Any] | None:
+    """The caller's own provider Group, found by a Group search: only when its NPI is
+    attributed some member today (a payer searching its match results finds none)."""
+    if principal.patient is not None or not principal.npi:
+        return None
+    decided = uow.reads.decide(principal.npi, uow.clock())
+    if not decided.attributions:
+        return None
+    return provider_group_today(principal.npi, uow)
 
 
 def provider_group_today(provider_npi: str, uow: ProviderAccessUnit) -> dict[str, Any]:

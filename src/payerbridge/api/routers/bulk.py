@@ -42,11 +42,16 @@ from payerbridge.bulk.kick_off import (
 )
 from payerbridge.bulk.model import BulkJob, BulkReason, JobKind, JobStatus, OutputFile
 from payerbridge.errors import Issue, NotAcceptable, PayerBridgeError
+from payerbridge.fhir.bulk_member_match import MatchResult
 from payerbridge.fhir.bundles import searchset
 from payerbridge.fhir.outcome import operation_outcome
 from payerbridge.logging import current_request_id
 from payerbridge.provider_access.groups import provider_of
-from payerbridge.provider_access.service import ProviderGroupRead, read_provider_group
+from payerbridge.provider_access.service import (
+    ProviderGroupRead,
+    attributed_provider_group,
+    read_provider_group,
+)
 from payerbridge.timestamps import utc_iso
 from payerbridge.types import BulkJobId
 from payerbridge.workflows.bulk import enqueue_job
@@ -343,18 +348,25 @@ def read_group(
 
 @router.get("/Group", dependencies=[Depends(fhir_accept)])
 def search_groups(
-    platform: PlatformDep, uow: BulkUnitDep, caller: CallerDep, request: Request
+    platform: PlatformDep,
+    uow: BulkUnitDep,
+    provider_access: ProviderAccessUnitDep,
+    caller: CallerDep,
+    request: Request,
 ) -> FhirResponse:
     """The caller's result Groups by ``identifier`` or
     ``characteristic-value-reference:identifier`` (the requester's NPI), and ``code`` or
     ``characteristic`` (the match result). Values separated by commas are alternatives;
     a parameter given twice must hold both ways (PDex: multipleOr and multipleAnd)."""
-    found = groups.search_groups(
-        GroupSearch(caller.principal, list(request.query_params.multi_items())), uow
-    )
+    search = GroupSearch(caller.principal, list(request.query_params.multi_items()))
+    found = [group.body for group in groups.search_groups(search, uow)]
+    # A provider finds its own attribution Group too (Provider Access, ADR 0059).
+    if groups.group_filter(search).admits(caller.principal.npi, MatchResult.MATCHED.value):
+        own = attributed_provider_group(caller.principal, provider_access)
+        found += [own] if own is not None else []
     return FhirResponse(
         searchset(
-            [group.body for group in found],
+            found,
             fhir_base=_base(platform),
             at=utcnow(),
             self_url=str(request.url),
