@@ -355,6 +355,52 @@ def bench_bulk(
     out.print(f"report written to {report}")
 
 
+@bench_app.command("provider")
+def bench_provider(
+    population: Annotated[int, typer.Option(min=10, help="Members of the plan.")] = 1_000_000,
+    members: Annotated[
+        int, typer.Option(min=10, help="Members attributed to the provider (and matched).")
+    ] = 50_000,
+    backend: Annotated[str, typer.Option(help="Store to run on: sqlite or postgres.")] = "sqlite",
+    postgres_url: Annotated[
+        str,
+        typer.Option(
+            envvar="PAYERBRIDGE_BENCH_DATABASE_URL",
+            help="PostgreSQL admin URL; the run gets a fresh database, dropped after.",
+        ),
+    ] = "postgresql://postgres@127.0.0.1:5432/postgres",
+    seed: Annotated[int, typer.Option(help="Generator seed.")] = 42,
+    report: Annotated[Path, typer.Option(help="Where to write the Markdown report.")] = Path(
+        "docs/benchmarks/provider-access.md"
+    ),
+) -> None:
+    """A provider's export of its attributed members (Provider Access) beside the
+    payer-to-payer export of the same members: time, resources/s, memory."""
+    from payerbridge_tools.bench.provider import report_markdown, run_provider
+
+    if backend not in ("sqlite", "postgres"):
+        raise typer.BadParameter("choose sqlite or postgres", param_hint="--backend")
+    if members > population:
+        raise typer.BadParameter("cannot exceed --population", param_hint="--members")
+    run = run_provider(
+        population=population,
+        members=members,
+        backend=backend,
+        admin_url=postgres_url,
+        seed=seed,
+        progress=err.print,
+    )
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(report_markdown(run, seed=seed))
+    for name, export in (("payer-to-payer", run.payer), ("provider", run.provider)):
+        out.print(
+            f"{name}: {export.resources:,} resources of {export.members:,} members in "
+            f"{export.seconds:.1f} s ({export.resources_per_second:,.0f}/s), peak "
+            f"{export.rss_peak_mb:.0f} MB"
+        )
+    out.print(f"report: {report}")
+
+
 @bench_app.command("adapters")
 def bench_adapters(
     claims: Annotated[
