@@ -173,6 +173,10 @@ def test_claims_and_encounters_attribute_members_to_the_providers_they_name(
     assert _members(group) == {"pa1", "pa4"}  # pa3's claim is older than the look-back
     assert ProfileChecker.bundled().check(group) == []
     assert _members(_group(plan, "doctor", DOCTOR).json()) == {"pa2"}
+    with plan["payer"].platform() as platform:
+        reads = platform.audit.for_entity("Group", f"provider-{CLINIC}")
+    assert reads and reads[-1]["action"] == "provider-access.read"
+    assert (reads[-1]["actor"], reads[-1]["detail"]["purpose"]) == ("clinic-app", "TREAT")
 
 
 def test_a_provider_finds_its_own_group_by_searching_and_no_other(plan: dict[str, Any]) -> None:

@@ -195,7 +195,21 @@ def read_provider_group(asked: ProviderGroupRead, uow: ProviderAccessUnit) -> di
     npi = provider_of(asked.group_id)
     if npi is None or not principal.npi or npi != principal.npi:
         raise NotFound(f"Group/{asked.group_id[:80]} does not exist")
-    return provider_group_today(npi, uow)
+    group = provider_group_today(npi, uow)
+    with uow:  # who read which members' list, and for what (ids and counts only)
+        detail = {"purpose": "TREAT", "provider_npi": npi, "members": group["quantity"]}
+        uow.record(
+            AuditEvent(
+                uow.now,
+                principal.client_id,
+                "provider-access.read",
+                "Group",
+                str(group["id"]),
+                "success",
+                detail=detail,
+            )
+        )
+    return group
 
 
 def attributed_provider_group(
