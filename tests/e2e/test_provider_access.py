@@ -466,3 +466,38 @@ def test_operators_record_and_read_opt_outs_over_http(plan: dict[str, Any]) -> N
             "/provider-access/opt-outs", json={"member_id": "pa3", "choice": "opt-in"}
         )
     assert refused.status_code == 403
+
+
+def test_an_operator_records_an_opt_out_in_the_console(plan: dict[str, Any]) -> None:
+    import html
+    import re
+
+    from payerbridge.security.model import Role
+    from payerbridge.security.operator_accounts import AddOperator, add_operator
+    from tests.e2e.test_holds import PASSWORD, console
+
+    payer = plan["payer"]
+    with payer.platform() as platform:
+        add_operator(
+            AddOperator("pa-ops", Role.OPERATOR, PASSWORD, "test"), platform.units.operators()
+        )
+    with console(payer, "pa-ops") as browser:
+        page = browser.get("/console/opt-outs?member_id=pa2").text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert csrf is not None, page[:500]
+        form = {"csrf_token": csrf.group(1), "member_id": "pa2", "choice": "opt-out",
+                "scope": "global", "reason": "member-choice"}  # fmt: skip
+        done = browser.post("/console/opt-outs", data=form, follow_redirects=True)
+        assert done.status_code == 200, done.text[:500]
+        shown = html.unescape(done.text)
+        assert "opted out of every provider" in shown and "member-choice" in shown
+        bad = browser.post("/console/opt-outs", data={**form, "scope": "provider-specific"})
+        assert bad.status_code == 400 and "names the provider" in html.unescape(bad.text)
+    assert "pa2" not in _members(_group(plan, "doctor", DOCTOR).json())
+    with payer.platform() as platform:
+        actors = [
+            e["actor"]
+            for e in platform.audit.for_entity("Patient", "pa2")
+            if e["action"] == "provider-access.opt-out"
+        ]
+    assert "console:pa-ops" in actors

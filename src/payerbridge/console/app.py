@@ -25,6 +25,7 @@ from payerbridge.console import (
     interventions,
     jobs,
     login,
+    opt_outs,
     overview,
     partners,
     pulls,
@@ -81,6 +82,7 @@ def build_console(platform: Platform) -> FastAPI:
     console.include_router(pulls.router)
     console.include_router(consents.router)
     console.include_router(holds.router)
+    console.include_router(opt_outs.router)
     console.include_router(audit.router)
     console.include_router(reviews.router)
     console.include_router(unmask.router)

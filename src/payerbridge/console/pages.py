@@ -95,6 +95,13 @@ NAVIGATION: tuple[NavItem, ...] = (
     NavItem("pulls", "Pulls", "/console/pulls", Permission.READ, ("pulls.html",)),
     NavItem("consents", "Consents", "/console/consents", Permission.READ, ("consents.html",)),
     NavItem("holds", "Legal holds", "/console/holds", Permission.READ, ("holds.html",)),
+    NavItem(
+        "opt-outs",
+        "Provider Access opt-outs",
+        "/console/opt-outs",
+        Permission.READ,
+        ("opt_outs.html",),
+    ),
     NavItem("audit", "Audit", "/console/audit", Permission.AUDIT, ("audit.html",)),
 )
 # The navigation item each page sits under (the sign-in, break-glass and error pages
