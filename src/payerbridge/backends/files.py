@@ -50,14 +50,16 @@ _DIGEST_PIECE = 1 << 20  # bytes hashed at a time: the file is never held whole
 
 @dataclass
 class _FileRun:
-    """One file mapped: what it gave before (None: first mapped), what it gives now, and
-    the members whose Patient or Coverage it gave (in order, once each)."""
+    """One file mapped: what it gave before and has not given again yet (None: first
+    mapped), and the members whose Patient or Coverage it gave (in order, once each).
+
+    What it gives is not held here: the store keeps each ref the file gives once,
+    ignoring one it already has (issue 71: a million claims' refs were 200 MB here)."""
 
     file_id: str
     report: FileReport
     mapping: Mapping
-    previous: set[str] | None
-    seen: set[str] = field(default_factory=set)
+    unseen: set[str] | None
     touched: dict[str, None] = field(default_factory=dict)
 
     @property
@@ -186,8 +188,8 @@ class KeptSourceFiles:
                 self.intake.hold(unit, spec.id, mapping, batch.held)
             if batch.resources:
                 self._keep(unit, batch, run)
-        if run.previous is not None:
-            gone = sorted(run.previous - run.seen)
+        if run.unseen is not None:
+            gone = sorted(run.unseen)
             report.changes["removed"] = len(gone)
             self.store.forget(unit, run.file_id, gone)
         self.store.report(unit, run.file_id, report.to_json())
@@ -203,15 +205,13 @@ class KeptSourceFiles:
         resources = self._without_conflicts(unit, resources, run)
         if not resources:
             return
-        if run.previous is not None:
+        if run.unseen is not None:
             _classify(self.store.stored(unit, [r.ref for r in resources]), resources, run.report)
-        refs = [resource.ref for resource in resources]
-        fresh = [
-            ref
-            for ref in dict.fromkeys(refs)
-            if ref not in run.seen and (run.previous is None or ref not in run.previous)
-        ]
-        run.seen.update(refs)
+        fresh = list(dict.fromkeys(resource.ref for resource in resources))
+        if run.unseen is not None:  # mapped again: what it gave before is kept already
+            given = run.unseen.intersection(fresh)
+            run.unseen -= given
+            fresh = [ref for ref in fresh if ref not in given]
         self.store.keep(unit, run.file_id, resources, source=run.source, fresh=fresh)
         for resource in resources:
             if resource.resource_type in _MEMBER_TYPES and resource.patient_id is not None:

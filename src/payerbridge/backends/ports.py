@@ -150,7 +150,7 @@ class SourceFileStore(Protocol):
         fresh: Sequence[str],
     ) -> None:
         """Write ``resources`` as ``source``'s, and note that the file gave ``fresh``
-        (refs it had not given before)."""
+        (refs it had not given before; one it has given already is ignored)."""
         ...
 
     def forget(self, unit: UnitOfWork, file_id: str, refs: Sequence[str]) -> None:

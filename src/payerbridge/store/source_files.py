@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from payerbridge.backends.model import (
     FileBytes,
@@ -175,8 +176,12 @@ class SqlSourceFiles:
             connection, [_row(resource) for resource in resources], source=source, at=unit.now
         )
         if fresh:
+            # A ref the file gave in an earlier batch is kept once: ignored here, not
+            # remembered by the caller for the whole file (issue 71).
+            module = postgresql if connection.dialect.name == "postgresql" else sqlite
             connection.execute(
-                insert(source_file_resources), [{"file_id": file_id, "ref": ref} for ref in fresh]
+                module.insert(source_file_resources).on_conflict_do_nothing(),
+                [{"file_id": file_id, "ref": ref} for ref in fresh],
             )
 
     def forget(self, unit: UnitOfWork, file_id: str, refs: Sequence[str]) -> None:
