@@ -21,6 +21,7 @@ from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.compliance.lifecycle import EraseMember, Purge, Retention, erase_member, purge
 from payerbridge.config import load_settings
 from payerbridge.errors import DataKeyUnavailable
+from payerbridge.security.data_rotation import RotateDataKeys, rotate_data_keys
 from payerbridge.store.at_rest import at_rest
 from payerbridge.store.members import opened_resource
 from payerbridge.store.sealed_fields import SOURCE_FILE
@@ -326,9 +327,13 @@ def test_a_file_kept_in_pieces_maps_again_unchanged_and_a_piece_moved_or_gone_fa
     platform = open_platform()
     with mock.patch("payerbridge.store.file_pieces.PIECE_BYTES", 16):  # several pieces
         ingest_file(IngestFile("enrollment", "m.csv", FileBytes(MEMBERS)), platform.units.sources())
-    kept = pieces(platform)
-    assert len(kept) == -(-len(MEMBERS) // 16)
+    assert len(pieces(platform)) == -(-len(MEMBERS) // 16)
     assert remapped(platform) == {"unchanged": 2}
+    # A rotation moves each piece under the new key, a few a batch, still bound to its place.
+    rotated = rotate_data_keys(RotateDataKeys("cli:test"), platform.units.data_keys())
+    assert rotated.moved["source_file_chunks.body"] == len(pieces(platform))
+    assert remapped(platform) == {"unchanged": 2}
+    kept = pieces(platform)
 
     def rewrite(seq: int, body: bytes | None) -> None:
         with platform.engine.begin() as connection:
