@@ -102,20 +102,28 @@ class _FedStream(io.RawIOBase):
             self._ended = True
 
 
-def _read_there(
-    handover: Any, pieces: Any, reader: str, path: Path | None, name: str, options: dict[str, Any]
-) -> None:
-    """In the second process: the file (at ``path``, or fed) read, its records put in
+@dataclass(frozen=True)
+class _Reading:
+    """What the second process reads: with ``reader``, the file at ``path`` (None: fed)."""
+
+    reader: str
+    path: Path | None
+    name: str
+    options: dict[str, Any]
+
+
+def _read_there(handover: Any, pieces: Any, reading: _Reading) -> None:
+    """In the second process: the file (at its path, or fed) read, its records put in
     chunks, then the end (or the failure, as text: the first process raises it)."""
     try:
         stream: BinaryIO = (
-            path.open("rb")
-            if path is not None
+            reading.path.open("rb")
+            if reading.path is not None
             else io.BufferedReader(_FedStream(handover, pieces), buffer_size=1 << 16)
         )
         with stream:
             chunk: list[Item] = []
-            for item in read_stream(reader, stream, name, options):
+            for item in read_stream(reading.reader, stream, reading.name, reading.options):
                 chunk.append(item)
                 if len(chunk) >= _CHUNK:
                     handover.put(chunk)
@@ -158,9 +166,8 @@ def read_on_second_process(
     pieces.cancel_join_thread()  # a piece the reader stopped before taking is dropped
     path = content.path if isinstance(content, FileAt) else None
     feeder = _Feeder(content, pieces)
-    process = context.Process(
-        target=_read_there, args=(handover, pieces, reader, path, name, options), daemon=True
-    )
+    reading = _Reading(reader, path, name, options)
+    process = context.Process(target=_read_there, args=(handover, pieces, reading), daemon=True)
     process.start()
     try:
         while True:
