@@ -151,6 +151,7 @@ def _toml(value: Any) -> str:
 
 
 def _load(scenario: Scenario, platform: Any) -> list[dict[str, Any]]:
+    from payerbridge.backends.model import FileAt
     from payerbridge.backends.replicated import IngestFile, ingest_file
 
     reports: list[dict[str, Any]] = []
@@ -162,8 +163,7 @@ def _load(scenario: Scenario, platform: Any) -> list[dict[str, Any]]:
             )
     for source in scenario.spec.get("source", []):
         for name in source.get("files", []):
-            body = (scenario.directory / name).read_bytes()
-            command = IngestFile(source["id"], name, body)
+            command = IngestFile(source["id"], name, FileAt(scenario.directory / name))
             report = ingest_file(command, platform.units.sources()).to_json()
             report.pop("sha256", None)
             reports.append(report)

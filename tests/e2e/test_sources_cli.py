@@ -219,3 +219,14 @@ def test_one_bad_claim_in_a_thousand_is_quarantined_the_rest_mapped(plan, tmp_pa
     assert row["resource_type"] == "X12Record" and row["resource_id"] is None
     (issue,) = row["issues"]
     assert issue["rule"] == "x12-record" and "DTP03" in issue["text"]
+    # Mapped again from its sealed pieces (issue 71), fed a piece at a time to the second
+    # process: the same resources, nothing changed.
+    again = run_cli(
+        ["sources", "remap", "claims", "--data-dir", str(data), "--json"],
+        env={**env, "PAYERBRIDGE_INGEST_PARALLEL_BYTES": "1"},
+    )
+    assert again.returncode == 0, again.stderr
+    (remapped,) = [orjson.loads(line) for line in again.stdout.splitlines()]
+    assert remapped["resources"] == report["resources"]
+    changed = {change: count for change, count in remapped["changes"].items() if count}
+    assert set(changed) == {"unchanged"} and changed["unchanged"] >= 999

@@ -319,3 +319,36 @@ def test_0052_stores_the_hot_sealed_columns_as_binary_and_back(
         assert _bodies(engine) == before
     finally:
         engine.dispose()
+
+
+def test_0056_adds_the_pieces_of_source_files_and_takes_them_back(
+    tmp_path: Path, database_env: Callable[..., dict[str, str]]
+) -> None:
+    """Up: a file kept whole before stays as it was, beside the new table of pieces.
+    Down: the pieces go with their table (a file kept in pieces then reads as purged)."""
+    env = database_env(empty=True)
+    engine = create_engine(
+        env.get("PAYERBRIDGE_DATABASE_URL") or f"sqlite:///{tmp_path / 'payerbridge.db'}"
+    )
+    whole = b"pb1:k1:" + b"\x00sealed"
+    try:
+        with engine.begin() as connection:
+            command.upgrade(_alembic(connection), "0055")
+            connection.execute(
+                text(
+                    "INSERT INTO source_files (id, source_id, name, sha256, size, body, mapping,"
+                    " received_at, mapped_at, report) VALUES ('f1', 's', 'n', 'd', 1, :body,"
+                    " 'm@1', '2026-01-01', '2026-01-01', '{}')"
+                ),
+                {"body": whole},
+            )
+        with engine.begin() as connection:
+            command.upgrade(_alembic(connection), "0056")
+            kept = connection.execute(text("SELECT body FROM source_files")).scalar_one()
+            assert bytes(kept) == whole
+            assert "source_file_chunks" in inspect(connection).get_table_names()
+        with engine.begin() as connection:
+            command.downgrade(_alembic(connection), "0055")
+            assert "source_file_chunks" not in inspect(connection).get_table_names()
+    finally:
+        engine.dispose()

@@ -9,17 +9,24 @@ import dataclasses
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from unittest import mock
 
 import orjson
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, insert, select, update
 
+from payerbridge.backends.model import FileBytes
 from payerbridge.backends.replicated import IngestFile, RemapSource, ingest_file, remap_source
 from payerbridge.bootstrap import Platform, build_platform
-from payerbridge.compliance.lifecycle import Purge, Retention, purge
+from payerbridge.compliance.lifecycle import EraseMember, Purge, Retention, erase_member, purge
 from payerbridge.config import load_settings
+from payerbridge.errors import DataKeyUnavailable
+from payerbridge.security.data_rotation import RotateDataKeys, rotate_data_keys
+from payerbridge.store.at_rest import at_rest
 from payerbridge.store.members import opened_resource
+from payerbridge.store.sealed_fields import SOURCE_FILE
 from payerbridge.store.tables import fhir_resources, identity_member_records, source_files
+from payerbridge.store.tables import source_file_chunks as chunks
 
 MEMBERS_MAPPING = """
 {
@@ -122,7 +129,8 @@ def test_files_are_mapped_kept_and_indexed_and_the_same_file_twice_changes_nothi
 ) -> None:
     platform = open_platform()
     members = ingest_file(
-        IngestFile("enrollment", "members.csv", MEMBERS + NAMELESS), platform.units.sources()
+        IngestFile("enrollment", "members.csv", FileBytes(MEMBERS + NAMELESS)),
+        platform.units.sources(),
     )
     assert members.counts == {"Patient": 2, "Provenance": 2}
     # A member without a name fails US Core's Patient: held with the reason, not kept.
@@ -131,7 +139,7 @@ def test_files_are_mapped_kept_and_indexed_and_the_same_file_twice_changes_nothi
     assert held.source_id == "enrollment" and held.mapping_version == "1.0.0"
     assert any(issue.path.endswith("name") for issue in held.issues)
     conditions = ingest_file(
-        IngestFile("clinical", "conditions.csv", CONDITIONS), platform.units.sources()
+        IngestFile("clinical", "conditions.csv", FileBytes(CONDITIONS)), platform.units.sources()
     )
     assert conditions.counts == {"Condition": 2, "Provenance": 2}
     (problem,) = conditions.problems
@@ -145,9 +153,11 @@ def test_files_are_mapped_kept_and_indexed_and_the_same_file_twice_changes_nothi
             select(func.count()).select_from(identity_member_records)
         ).scalar_one()
     assert indexed == 2  # the roster fed the identity index
-    # The files are kept sealed (ADR 0044): nothing of the roster in the clear.
+    # The files are kept sealed (ADR 0044), in pieces (issue 71): nothing in the clear.
     with platform.engine.connect() as connection:
-        kept = [bytes(body) for body in connection.execute(select(source_files.c.body)).scalars()]
+        wholes = connection.execute(select(source_files.c.body)).scalars()
+        assert [bytes(body) for body in wholes] == [b"", b""]
+        kept = [bytes(body) for body in connection.execute(select(chunks.c.body)).scalars()]
     assert len(kept) == 2 and all(body.startswith(b"pb1:") for body in kept)
     assert not any(name in body for body in kept for name in (b"Ann", b"Lee", b"19800102"))
     formats = {
@@ -161,7 +171,8 @@ def test_files_are_mapped_kept_and_indexed_and_the_same_file_twice_changes_nothi
     )
 
     again = ingest_file(
-        IngestFile("enrollment", "members-again.csv", MEMBERS + NAMELESS), platform.units.sources()
+        IngestFile("enrollment", "members-again.csv", FileBytes(MEMBERS + NAMELESS)),
+        platform.units.sources(),
     )
     assert again.duplicate and not again.counts
     assert len(stored(platform, "Patient")) == 2
@@ -172,7 +183,9 @@ def test_a_new_mapping_version_remaps_every_file_and_says_what_changed(
     tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     platform = open_platform()
-    ingest_file(IngestFile("enrollment", "members.csv", MEMBERS), platform.units.sources())
+    ingest_file(
+        IngestFile("enrollment", "members.csv", FileBytes(MEMBERS)), platform.units.sources()
+    )
     # 1.1.0 drops members born before 1980 and gives the others' names in upper case.
     write_mapping(
         tmp_path / "mappings",
@@ -200,9 +213,13 @@ def test_a_resource_another_source_gave_differently_is_held_as_a_conflict_not_ov
     open_platform,  # type: ignore[no-untyped-def]
 ) -> None:
     platform = open_platform()
-    ingest_file(IngestFile("enrollment", "members.csv", MEMBERS), platform.units.sources())
+    ingest_file(
+        IngestFile("enrollment", "members.csv", FileBytes(MEMBERS)), platform.units.sources()
+    )
     other = MEMBERS.replace(b"19800102", b"19800201")  # Ann's birth date, otherwise
-    report = ingest_file(IngestFile("roster", "roster.csv", other), platform.units.sources())
+    report = ingest_file(
+        IngestFile("roster", "roster.csv", FileBytes(other)), platform.units.sources()
+    )
     assert report.conflicts == 1  # Bo is the same in both: nothing to keep twice
     births = {p["identifier"][0]["value"]: p["birthDate"] for p in stored(platform, "Patient")}
     assert births["A1"] == "1980-01-02"  # the first source's, kept
@@ -277,7 +294,9 @@ def test_a_file_whose_body_the_purge_dropped_is_not_mapped_again_and_keeps_what_
     open_platform,  # type: ignore[no-untyped-def]
 ) -> None:
     platform = open_platform()
-    ingest_file(IngestFile("enrollment", "members.csv", MEMBERS), platform.units.sources())
+    ingest_file(
+        IngestFile("enrollment", "members.csv", FileBytes(MEMBERS)), platform.units.sources()
+    )
     # Mapped a week ago or more: its body is past the raw-payload grace (ADR 0038).
     keep_no_body = Retention(raw_payload_grace=timedelta(0), request_grace=timedelta(days=30))
     uow = dataclasses.replace(platform.units.compliance(), retention=keep_no_body)
@@ -285,7 +304,77 @@ def test_a_file_whose_body_the_purge_dropped_is_not_mapped_again_and_keeps_what_
     assert len(purged.source_files) == 1
     with platform.engine.connect() as connection:
         (body,) = connection.execute(select(source_files.c.body)).scalars()
-    assert bytes(body) == b""
+    assert bytes(body) == b"" and pieces(platform) == {}
     (report,) = remap_source(RemapSource("enrollment"), platform.units.sources())
     assert report.body_gone and not report.changes  # mapping nothing would remove them all
     assert len(stored(platform, "Patient")) == 2
+
+
+def pieces(platform: Platform) -> dict[int, bytes]:
+    with platform.engine.connect() as connection:
+        rows = connection.execute(select(chunks.c.seq, chunks.c.body)).all()
+    return {seq: bytes(body) for seq, body in rows}
+
+
+def remapped(platform: Platform) -> dict[str, int]:
+    (report,) = remap_source(RemapSource("enrollment"), platform.units.sources())
+    return {change: count for change, count in report.changes.items() if count}
+
+
+def test_a_file_kept_in_pieces_maps_again_unchanged_and_a_piece_moved_or_gone_fails_closed(
+    open_platform,  # type: ignore[no-untyped-def]
+) -> None:
+    platform = open_platform()
+    with mock.patch("payerbridge.store.file_pieces.PIECE_BYTES", 16):  # several pieces
+        ingest_file(IngestFile("enrollment", "m.csv", FileBytes(MEMBERS)), platform.units.sources())
+    assert len(pieces(platform)) == -(-len(MEMBERS) // 16)
+    assert remapped(platform) == {"unchanged": 2}
+    # A rotation moves each piece under the new key, a few a batch, still bound to its place.
+    rotated = rotate_data_keys(RotateDataKeys("cli:test"), platform.units.data_keys())
+    assert rotated.moved["source_file_chunks.body"] == len(pieces(platform))
+    assert remapped(platform) == {"unchanged": 2}
+    kept = pieces(platform)
+
+    def rewrite(seq: int, body: bytes | None) -> None:
+        with platform.engine.begin() as connection:
+            where = chunks.c.seq == seq
+            if body is None:
+                connection.execute(delete(chunks).where(where))
+            else:
+                connection.execute(update(chunks).where(where).values(body=body))
+
+    rewrite(0, kept[1])  # a piece moved to another place: its seal does not open there
+    with pytest.raises(DataKeyUnavailable, match="altered or moved"):
+        remapped(platform)
+    rewrite(0, kept[0])
+    rewrite(max(kept), None)  # the last piece gone: the pieces are not the file received
+    with pytest.raises(DataKeyUnavailable, match="SHA-256 differs"):
+        remapped(platform)
+    assert len(stored(platform, "Patient")) == 2  # nothing mapped from a broken file
+
+
+def test_a_file_kept_whole_before_pieces_maps_again_and_an_erasure_takes_its_pieces(
+    open_platform,  # type: ignore[no-untyped-def]
+) -> None:
+    platform = open_platform()
+    ingest_file(IngestFile("enrollment", "m.csv", FileBytes(MEMBERS)), platform.units.sources())
+    with platform.engine.begin() as connection:  # as 0055 kept it: whole, sealed for its id
+        file_id = connection.execute(select(source_files.c.id)).scalar_one()
+        whole = at_rest(connection).seal_bytes(MEMBERS, SOURCE_FILE, file_id)
+        connection.execute(delete(chunks))
+        connection.execute(update(source_files).values(body=whole))
+    assert remapped(platform) == {"unchanged": 2}
+
+    other = b"member_id,first,last,sex,dob\nC3,Cy,Ng,F,19900101\n"
+    ingest_file(IngestFile("roster", "r.csv", FileBytes(other)), platform.units.sources())
+    with platform.engine.begin() as connection:
+        connection.execute(insert(chunks).values(file_id=file_id, seq=0, body=whole))
+    (ann,) = [p for p in stored(platform, "Patient") if p["identifier"][0]["value"] == "A1"]
+    removed = erase_member(EraseMember(ann["id"], "ops", "request"), platform.units.compliance())
+    assert removed["source_files"] == 1 and removed["source_file_chunks"] == 1
+    assert len(pieces(platform)) == 1  # the roster's file, which did not give Ann
+    with platform.engine.connect() as connection:
+        assert connection.execute(select(func.length(source_files.c.body))).scalars().all() == [
+            0,
+            0,
+        ]

@@ -11,10 +11,10 @@ reads; what a file gave, and what changed, is decided here.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import io
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,8 +33,8 @@ from payerbridge.backends.ingestion import (
     map_batches,
 )
 from payerbridge.backends.mapping import Mapping
-from payerbridge.backends.model import MappedResource, NewSourceFile
-from payerbridge.backends.parallel import SecondProcess, read_on_second_process
+from payerbridge.backends.model import FileContent, MappedResource, NewSourceFile
+from payerbridge.backends.parallel import Item, SecondProcess, read_on_second_process
 from payerbridge.backends.ports import SourceFileStore
 from payerbridge.backends.readers import read_stream
 from payerbridge.backends.sources import ReplicatedSourceSpec
@@ -45,18 +45,21 @@ __all__ = ["KeptSourceFiles"]
 logger = logging.getLogger(__name__)
 
 _MEMBER_TYPES = frozenset({"Patient", "Coverage"})
+_DIGEST_PIECE = 1 << 20  # bytes hashed at a time: the file is never held whole
 
 
 @dataclass
 class _FileRun:
-    """One file mapped: what it gave before (None: first mapped), what it gives now, and
-    the members whose Patient or Coverage it gave (in order, once each)."""
+    """One file mapped: what it gave before and has not given again yet (None: first
+    mapped), and the members whose Patient or Coverage it gave (in order, once each).
+
+    What it gives is not held here: the store keeps each ref the file gives once,
+    ignoring one it already has (issue 71: a million claims' refs were 240 MB here)."""
 
     file_id: str
     report: FileReport
     mapping: Mapping
-    previous: set[str] | None
-    seen: set[str] = field(default_factory=set)
+    unseen: set[str] | None
     touched: dict[str, None] = field(default_factory=dict)
 
     @property
@@ -84,11 +87,17 @@ class KeptSourceFiles:
         self.second = second  # when a large file is read on a second process
 
     def ingest(
-        self, unit: UnitOfWork, spec: ReplicatedSourceSpec, mapping: Mapping, name: str, body: bytes
+        self,
+        unit: UnitOfWork,
+        spec: ReplicatedSourceSpec,
+        mapping: Mapping,
+        name: str,
+        content: FileContent,
     ) -> FileReport:
         """Map and keep one file of ``spec``'s, in ``unit``; the same file again (by
-        digest) is reported as a duplicate and changes nothing."""
-        digest = hashlib.sha256(body).hexdigest()
+        digest) is reported as a duplicate and changes nothing. The content is read in
+        pieces, three times (digest, kept, mapped), never held whole (issue 71)."""
+        digest = _digest(content)
         report = FileReport(spec.id, name, digest, str(mapping.ref))
         existing = self.store.find(unit, spec.id, digest)
         if existing is not None:
@@ -97,9 +106,9 @@ class KeptSourceFiles:
         file_id = self.new_id()
         report.file_id = file_id
         self.store.add(
-            unit, NewSourceFile(file_id, spec.id, name[:300], digest, body, str(mapping.ref))
+            unit, NewSourceFile(file_id, spec.id, name[:300], digest, content, str(mapping.ref))
         )
-        self._map_file(unit, spec, name, body, _FileRun(file_id, report, mapping, None))
+        self._map_file(unit, spec, name, content, _FileRun(file_id, report, mapping, None))
         return report
 
     def remap(
@@ -117,7 +126,8 @@ class KeptSourceFiles:
                 reports.append(report)
                 continue
             run = _FileRun(kept.id, report, mapping, self.store.given_by(unit, kept.id))
-            self._map_file(unit, spec, kept.name, self.store.body(unit, kept.id), run)
+            content = self.store.content(unit, kept)
+            self._map_file(unit, spec, kept.name, content, run)
             self.store.remapped(unit, kept.id, str(mapping.ref))
             reports.append(report)
         return reports
@@ -126,35 +136,24 @@ class KeptSourceFiles:
         return self.store.files(source_id)
 
     def _map_file(
-        self, unit: UnitOfWork, spec: ReplicatedSourceSpec, name: str, body: bytes, run: _FileRun
+        self,
+        unit: UnitOfWork,
+        spec: ReplicatedSourceSpec,
+        name: str,
+        content: FileContent,
+        run: _FileRun,
     ) -> None:
         mapping, report = run.mapping, run.report
-        if self.second is not None and self.second.applies(len(body)):
-            records = read_on_second_process(mapping.input, body, name, mapping.input_options)
-        else:
-            records = read_stream(mapping.input, io.BytesIO(body), name, mapping.input_options)
-        mapping_run = MappingRun(
-            mapping,
-            spec.id,
-            spec.namespace,
-            file_digest=report.sha256,
-            recorded=unit.now,
-            compartment_of=self.compartment_of,
-        )
-        batches = map_batches(records, mapping_run, self.intake)
-        for batch in batches:
-            _note(report, batch)
-            if batch.held:
-                self.intake.hold(unit, spec.id, mapping, batch.held)
-            if batch.resources:
-                self._keep(unit, batch, run)
-        if run.previous is not None:
-            gone = sorted(run.previous - run.seen)
-            report.changes["removed"] = len(gone)
-            self.store.forget(unit, run.file_id, gone)
-        self.store.report(unit, run.file_id, report.to_json())
-        if run.touched:
-            self.intake.index_members(unit, list(run.touched))
+        records: Iterator[Item]
+        with contextlib.ExitStack() as opened:
+            if self.second is not None and self.second.applies(content.size):
+                there = read_on_second_process(mapping.input, content, name, mapping.input_options)
+                # Closed at once if mapping fails: the second process ends with it.
+                records = opened.enter_context(contextlib.closing(there))
+            else:
+                stream = opened.enter_context(content.open())
+                records = read_stream(mapping.input, stream, name, mapping.input_options)
+            self._map_records(unit, spec, records, run)
         logger.info(
             "source file mapped",
             extra={
@@ -170,6 +169,33 @@ class KeptSourceFiles:
             },
         )
 
+    def _map_records(
+        self, unit: UnitOfWork, spec: ReplicatedSourceSpec, records: Iterator[Item], run: _FileRun
+    ) -> None:
+        mapping, report = run.mapping, run.report
+        mapping_run = MappingRun(
+            mapping,
+            spec.id,
+            spec.namespace,
+            file_digest=report.sha256,
+            recorded=unit.now,
+            compartment_of=self.compartment_of,
+        )
+        batches = map_batches(records, mapping_run, self.intake)
+        for batch in batches:
+            _note(report, batch)
+            if batch.held:
+                self.intake.hold(unit, spec.id, mapping, batch.held)
+            if batch.resources:
+                self._keep(unit, batch, run)
+        if run.unseen is not None:
+            gone = sorted(run.unseen)
+            report.changes["removed"] = len(gone)
+            self.store.forget(unit, run.file_id, gone)
+        self.store.report(unit, run.file_id, report.to_json())
+        if run.touched:
+            self.intake.index_members(unit, list(run.touched))
+
     def _keep(self, unit: UnitOfWork, batch: Batch, run: _FileRun) -> None:
         """Keep a batch's resources as the source's, and note what the file gave."""
         resources = [
@@ -179,15 +205,13 @@ class KeptSourceFiles:
         resources = self._without_conflicts(unit, resources, run)
         if not resources:
             return
-        if run.previous is not None:
+        if run.unseen is not None:
             _classify(self.store.stored(unit, [r.ref for r in resources]), resources, run.report)
-        refs = [resource.ref for resource in resources]
-        fresh = [
-            ref
-            for ref in dict.fromkeys(refs)
-            if ref not in run.seen and (run.previous is None or ref not in run.previous)
-        ]
-        run.seen.update(refs)
+        fresh = list(dict.fromkeys(resource.ref for resource in resources))
+        if run.unseen is not None:  # mapped again: what it gave before is kept already
+            given = run.unseen.intersection(fresh)
+            run.unseen -= given
+            fresh = [ref for ref in fresh if ref not in given]
         self.store.keep(unit, run.file_id, resources, source=run.source, fresh=fresh)
         for resource in resources:
             if resource.resource_type in _MEMBER_TYPES and resource.patient_id is not None:
@@ -216,6 +240,15 @@ class KeptSourceFiles:
             run.report.conflicts += len(conflicts)
             self.intake.hold(unit, run.report.source_id, run.mapping, conflicts)
         return kept
+
+
+def _digest(content: FileContent) -> str:
+    """The content's SHA-256, read a piece at a time."""
+    digest = hashlib.sha256()
+    with content.open() as stream:
+        while piece := stream.read(_DIGEST_PIECE):
+            digest.update(piece)
+    return digest.hexdigest()
 
 
 def _note(report: FileReport, batch: Batch) -> None:

@@ -12,12 +12,17 @@ ADR 0030) as a ``QuarantinedResource``, with its issues (``HeldIssue``).
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NewType, Protocol
+from pathlib import Path
+from typing import Any, BinaryIO, NewType, Protocol
 
 __all__ = [
+    "FileAt",
+    "FileBytes",
+    "FileContent",
     "HeldIssue",
     "KeptSourceFile",
     "Location",
@@ -199,6 +204,44 @@ class MappedResource:
         return f"{self.resource_type}/{self.resource['id']}"
 
 
+class FileContent(Protocol):
+    """A file's content, read in pieces and never whole (issue 71): its size, and a
+    stream to read from the start, each ``open`` a new one."""
+
+    @property
+    def size(self) -> int: ...
+
+    def open(self) -> BinaryIO: ...
+
+
+@dataclass(frozen=True)
+class FileAt:
+    """A file on disk (``payerbridge sources ingest``): read where it is, each time."""
+
+    path: Path
+
+    @property
+    def size(self) -> int:
+        return self.path.stat().st_size
+
+    def open(self) -> BinaryIO:
+        return self.path.open("rb")
+
+
+@dataclass(frozen=True)
+class FileBytes:
+    """A file held as bytes (an HTTP upload, bounded by the request's size limit)."""
+
+    data: bytes = field(repr=False)  # member data: never in a log or a traceback
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    def open(self) -> BinaryIO:
+        return io.BytesIO(self.data)
+
+
 @dataclass(frozen=True)
 class NewSourceFile:
     """A replicated source's file as received, to keep (sealed) before it is mapped."""
@@ -207,7 +250,7 @@ class NewSourceFile:
     source_id: str
     name: str
     sha256: str
-    body: bytes
+    content: FileContent = field(repr=False)
     mapping: str  # the mapping's ref, ``name@version``
 
 

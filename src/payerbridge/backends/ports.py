@@ -13,7 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from payerbridge.backends.model import KeptSourceFile, MappedResource, NewSourceFile
+from payerbridge.backends.model import (
+    FileContent,
+    KeptSourceFile,
+    MappedResource,
+    NewSourceFile,
+)
 from payerbridge.transactions import UnitOfWork
 
 __all__ = [
@@ -107,15 +112,17 @@ class SourceFileStore(Protocol):
         ...
 
     def add(self, unit: UnitOfWork, file: NewSourceFile) -> None:
-        """Keep ``file`` as received now, mapped now with its mapping, its report empty."""
+        """Keep ``file`` as received now (its content read a piece at a time), mapped now
+        with its mapping, its report empty."""
         ...
 
     def kept(self, unit: UnitOfWork, source_id: str) -> list[KeptSourceFile]:
         """The source's files, in the order they were received."""
         ...
 
-    def body(self, unit: UnitOfWork, file_id: str) -> bytes:
-        """The kept file's body as received (a file with ``has_body``)."""
+    def content(self, unit: UnitOfWork, file: KeptSourceFile) -> FileContent:
+        """The kept file's content as received (a file with ``has_body``), read in pieces
+        in ``unit``; DataKeyUnavailable when what is kept is not what was received."""
         ...
 
     def given_by(self, unit: UnitOfWork, file_id: str) -> set[str]:
@@ -143,7 +150,7 @@ class SourceFileStore(Protocol):
         fresh: Sequence[str],
     ) -> None:
         """Write ``resources`` as ``source``'s, and note that the file gave ``fresh``
-        (refs it had not given before)."""
+        (refs it had not given before; one it has given already is ignored)."""
         ...
 
     def forget(self, unit: UnitOfWork, file_id: str, refs: Sequence[str]) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.backends.ingestion import FileReport
+from payerbridge.backends.model import FileContent
 from payerbridge.backends.unit import SourcesUnit
 from payerbridge.transactions import UnitOfWork
 
@@ -16,11 +17,12 @@ __all__ = ["IngestFile", "RemapSource", "ingest_file", "remap_source"]
 
 @dataclass(frozen=True)
 class IngestFile:
-    """A file of a replicated source, as ``actor`` gave it."""
+    """A file of a replicated source, as ``actor`` gave it: its content read in pieces
+    (a path on disk, or an upload's bytes), never held whole on its way (issue 71)."""
 
     source_id: str
     name: str
-    body: bytes = field(repr=False)  # member data: never in a log or a traceback
+    content: FileContent = field(repr=False)  # member data: never in a log or a traceback
     actor: str = "system"
 
 
@@ -40,7 +42,7 @@ def ingest_file(command: IngestFile, uow: SourcesUnit) -> FileReport:
     spec = ingestion.sources.replicated(command.source_id)
     mapping = ingestion.sources.library.get(spec.mapping_ref)
     with uow:
-        report = ingestion.files.ingest(uow, spec, mapping, command.name, command.body)
+        report = ingestion.files.ingest(uow, spec, mapping, command.name, command.content)
         uow.record(_event(uow, command.actor, "source.ingest", report))
     if report.counts:
         ingestion.after_load()

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from payerbridge.backends.ingestion import FileReport
 from payerbridge.backends.mapping import Mapping
+from payerbridge.backends.model import FileContent
 from payerbridge.backends.sources import ReplicatedSourceSpec, Sources
 from payerbridge.transactions import UnitOfWork
 
@@ -18,7 +19,12 @@ class SourceFiles(Protocol):
     """Where a replicated source's files are kept with what they gave (store)."""
 
     def ingest(
-        self, unit: UnitOfWork, spec: ReplicatedSourceSpec, mapping: Mapping, name: str, body: bytes
+        self,
+        unit: UnitOfWork,
+        spec: ReplicatedSourceSpec,
+        mapping: Mapping,
+        name: str,
+        content: FileContent,
     ) -> FileReport: ...
 
     def remap(

@@ -104,6 +104,7 @@ def sources_ingest(
         platform = build_platform(_settings(data_dir, sources_file))
     except errors.InvalidInput as exc:
         raise fail(exc) from None
+    from payerbridge.backends.model import FileAt
     from payerbridge.backends.replicated import IngestFile, ingest_file
 
     reports = []
@@ -111,8 +112,9 @@ def sources_ingest(
     try:
         for path in files:
             try:
-                body = path.read_bytes()
-                reports.append(ingest_file(IngestFile(source, path.name, body, cli_actor()), uow))
+                # The path, never its bytes: the file is read in pieces (issue 71).
+                command = IngestFile(source, path.name, FileAt(path), cli_actor())
+                reports.append(ingest_file(command, uow))
             except errors.PayerBridgeError as exc:
                 raise fail(exc) from None
     finally:

@@ -194,6 +194,9 @@ CATALOGUE: dict[str, TableRetention] = {
     ),
     "exchange_payloads": TableRetention(_R.RAW_PAYLOAD, ("body",), "the Bundle received"),
     "source_files": TableRetention(_R.RAW_PAYLOAD, ("body",), "a backend file as received"),
+    "source_file_chunks": TableRetention(
+        _R.RAW_PAYLOAD, ("body",), "a backend file as received, in pieces"
+    ),
     "quarantined_resources": TableRetention(
         _R.MEMBER_RECORD, ("body",), "what failed a profile, held until a person acts"
     ),

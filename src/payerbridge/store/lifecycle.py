@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, update
 
 from payerbridge.compliance.model import CATALOGUE, CLOSED_ERASED, Hold, phi_tables, undeclared
 from payerbridge.compliance.ports import KeptRequests
@@ -30,6 +30,7 @@ from payerbridge.exchange.model import DATA_ENDS, TERMINAL_STATES, ExchangeState
 from payerbridge.store.at_rest import at_rest
 from payerbridge.store.clock_closing import close_rows, of_consent, of_exchanges
 from payerbridge.store.data_keys import DataKeyring
+from payerbridge.store.file_pieces import has_pieces
 from payerbridge.store.sealed_columns import EXCHANGE_REQUEST
 from payerbridge.store.sealed_fields import (
     CONSENT_RESOURCE,
@@ -62,6 +63,7 @@ from payerbridge.store.tables import (
     provider_attributions,
     pull_schedules,
     quarantined_resources,
+    source_file_chunks,
     source_file_resources,
     source_files,
     source_members,
@@ -179,16 +181,14 @@ class SqlLifecycleStore:
 
     def purge_source_files(self, unit: UnitOfWork, *, mapped_before: datetime) -> list[str]:
         conn = _conn(unit)
-        files = source_files
         ids = list(
             conn.execute(
-                select(files.c.id).where(
-                    files.c.mapped_at < mapped_before, func.length(files.c.body) > 0
+                select(source_files.c.id).where(
+                    source_files.c.mapped_at < mapped_before, _has_body()
                 )
             ).scalars()
         )
-        for chunk in _chunks(ids):
-            conn.execute(update(files).where(files.c.id.in_(chunk)).values(body=b""))
+        _drop_file_bodies(conn, ids)
         return ids
 
     # -- erasure ----------------------------------------------------------------------
@@ -376,15 +376,32 @@ def _erase_sources(conn: Connection, member_id: str, refs: list[str]) -> dict[st
                 )
             ).scalars()
         )
-    counts["source_files"] = 0
-    for chunk in _chunks(sorted(files)):
-        counts["source_files"] += _deleted(
-            conn,
-            update(source_files)
-            .where(source_files.c.id.in_(chunk), func.length(source_files.c.body) > 0)
-            .values(body=b""),
-        )
+    with_body = [
+        file_id
+        for chunk in _chunks(sorted(files))
+        for file_id in conn.execute(
+            select(source_files.c.id).where(source_files.c.id.in_(chunk), _has_body())
+        ).scalars()
+    ]
+    counts["source_files"] = len(with_body)
+    counts["source_file_chunks"] = _drop_file_bodies(conn, with_body)
     return counts
+
+
+def _has_body() -> Any:
+    """A source file still holds what was received: whole (kept before 0056) or pieces."""
+    return or_(func.length(source_files.c.body) > 0, has_pieces(source_files.c.id))
+
+
+def _drop_file_bodies(conn: Connection, ids: Sequence[str]) -> int:
+    """The bodies of the files ``ids`` go, whole or in pieces; how many pieces went."""
+    pieces = 0
+    for chunk in _chunks(ids):
+        conn.execute(update(source_files).where(source_files.c.id.in_(chunk)).values(body=b""))
+        pieces += _deleted(
+            conn, delete(source_file_chunks).where(source_file_chunks.c.file_id.in_(chunk))
+        )
+    return pieces
 
 
 def _exchanges_of(

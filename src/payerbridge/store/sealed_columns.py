@@ -33,6 +33,7 @@ from payerbridge.store.sealed_fields import (
     QUARANTINED_BODY,
     RESOURCE_BODY,
     SOURCE_FILE,
+    SOURCE_FILE_CHUNK,
 )
 from payerbridge.store.sealing import SealedField, is_sealed, key_id_of
 from payerbridge.store.tables import (
@@ -53,6 +54,7 @@ from payerbridge.store.tables import (
     pull_schedules,
     quarantined_resources,
     sealed_columns,
+    source_file_chunks,
     source_files,
 )
 from payerbridge.store.unit_of_work import sql_unit
@@ -101,6 +103,7 @@ class SealedColumn:
     order_by: str | tuple[str, ...]
     bound_to: tuple[str, ...]
     blind_index: str | None = None
+    most: int | None = None  # rows a batch at most: values too large to hold 500 of
 
     @property
     def name(self) -> str:
@@ -149,7 +152,12 @@ SEALED_COLUMNS = (
     ),
     SealedColumn(QUARANTINED_BODY, quarantined_resources, "seq", ("id",)),
     SealedColumn(CONSENT_RESOURCE, consents, "id", ("id",)),
-    SealedColumn(SOURCE_FILE, source_files, "id", ("id",)),
+    # A file kept whole before 0056 may be hundreds of MB: one a batch. Its pieces
+    # since (4 MiB each, issue 71): a few a batch.
+    SealedColumn(SOURCE_FILE, source_files, "id", ("id",), most=1),
+    SealedColumn(
+        SOURCE_FILE_CHUNK, source_file_chunks, ("file_id", "seq"), ("file_id", "seq"), most=8
+    ),
     SealedColumn(
         IDEMPOTENT_BODY,
         idempotent_responses,
@@ -232,6 +240,7 @@ def reseal_batch(
     before sealing began is sealed as it is when ``plaintext_allowed``, or when its row
     has no blind index yet; otherwise it is refused."""
     table, field = column.table, column.field
+    limit = min(limit, column.most or limit)
     value = table.c[field.column]
     order = [table.c[name] for name in column.key_columns]
     wanted = {*column.key_columns, value.name, *column.bound_to}

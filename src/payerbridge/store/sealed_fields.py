@@ -18,6 +18,7 @@ __all__ = [
     "QUARANTINED_BODY",
     "RESOURCE_BODY",
     "SOURCE_FILE",
+    "SOURCE_FILE_CHUNK",
 ]
 
 # Every member record the plan holds or received; bound to its ``Type/id``.
@@ -38,6 +39,9 @@ QUARANTINED_BODY = SealedField("quarantined_resources", "body")
 CONSENT_RESOURCE = SealedField("consents", "resource")
 # A source's file as received (a roster, claims), kept to map again; bound to its id.
 SOURCE_FILE = SealedField("source_files", "body", binary=True)
+# A piece of a source's file kept since 0056; bound to ``file|seq``: a piece moved to
+# another file or place does not open.
+SOURCE_FILE_CHUNK = SealedField("source_file_chunks", "body", binary=True)
 # An answer replayed to a retried call; bound to ``client|idempotency key``.
 IDEMPOTENT_BODY = SealedField("idempotent_responses", "body")
 # (A webhook's body is not sealed: it names the exchange and its states, no member.)

@@ -12,11 +12,19 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
-from payerbridge.backends.model import KeptSourceFile, MappedResource, NewSourceFile
+from payerbridge.backends.model import (
+    FileBytes,
+    FileContent,
+    KeptSourceFile,
+    MappedResource,
+    NewSourceFile,
+)
 from payerbridge.store.at_rest import at_rest
 from payerbridge.store.dbapi import cursor_of
+from payerbridge.store.file_pieces import KeptPieces, has_pieces, keep_pieces
 from payerbridge.store.members import (
     ResourceRow,
     ResourceSql,
@@ -71,32 +79,51 @@ class SqlSourceFiles:
                 source_id=file.source_id,
                 name=file.name,
                 sha256=file.sha256,
-                size=len(file.body),
-                # Sealed for the file's id (ADR 0044): a roster or claim file as received.
-                body=at_rest(connection).seal_bytes(file.body, SOURCE_FILE, file.id),
+                size=file.content.size,
+                body=b"",  # kept in sealed pieces (issue 71): a roster or claim file
                 mapping=file.mapping,
                 received_at=unit.now,
                 mapped_at=unit.now,
                 report="{}",
             )
         )
+        with file.content.open() as stream:
+            size = keep_pieces(connection, file.id, stream)
+        if size != file.content.size:  # it changed as it was read: the size as kept
+            connection.execute(
+                update(source_files).where(source_files.c.id == file.id).values(size=size)
+            )
 
     def kept(self, unit: UnitOfWork, source_id: str) -> list[KeptSourceFile]:
-        # Purged or erased (ADR 0038) leaves the body empty.
-        has_body = (func.length(source_files.c.body) > 0).label("has_body")
+        # Purged or erased (ADR 0038) leaves neither a whole body (kept before 0056)
+        # nor pieces.
+        has_body = or_(func.length(source_files.c.body) > 0, has_pieces(source_files.c.id))
         rows = _connection(unit).execute(
-            select(source_files.c.id, source_files.c.name, source_files.c.sha256, has_body)
+            select(
+                source_files.c.id,
+                source_files.c.name,
+                source_files.c.sha256,
+                has_body.label("has_body"),
+            )
             .where(source_files.c.source_id == source_id)
             .order_by(source_files.c.received_at, source_files.c.id)
         )
         return [KeptSourceFile(r.id, r.name, r.sha256, bool(r.has_body)) for r in rows]
 
-    def body(self, unit: UnitOfWork, file_id: str) -> bytes:
+    def content(self, unit: UnitOfWork, file: KeptSourceFile) -> FileContent:
+        """The kept file's content: its pieces, checked whole before any is read for
+        mapping (a tampered file fails closed here); a file kept whole before 0056 as
+        the bytes it was."""
         connection = _connection(unit)
-        stored = connection.execute(
-            select(source_files.c.body).where(source_files.c.id == file_id)
-        ).scalar_one()
-        return at_rest(connection).open(stored, SOURCE_FILE, file_id)
+        row = connection.execute(
+            select(source_files.c.body, source_files.c.size).where(source_files.c.id == file.id)
+        ).one()
+        if len(row.body):
+            # Sealed for the file's id (ADR 0044) and kept whole, before 0056.
+            return FileBytes(at_rest(connection).open(row.body, SOURCE_FILE, file.id))
+        pieces = KeptPieces(connection, file.id, row.size, file.sha256)
+        pieces.verify()
+        return pieces
 
     def given_by(self, unit: UnitOfWork, file_id: str) -> set[str]:
         return set(
@@ -149,8 +176,12 @@ class SqlSourceFiles:
             connection, [_row(resource) for resource in resources], source=source, at=unit.now
         )
         if fresh:
+            # A ref the file gave in an earlier batch is kept once: ignored here, not
+            # remembered by the caller for the whole file (issue 71).
+            module = postgresql if connection.dialect.name == "postgresql" else sqlite
             connection.execute(
-                insert(source_file_resources), [{"file_id": file_id, "ref": ref} for ref in fresh]
+                module.insert(source_file_resources).on_conflict_do_nothing(),
+                [{"file_id": file_id, "ref": ref} for ref in fresh],
             )
 
     def forget(self, unit: UnitOfWork, file_id: str, refs: Sequence[str]) -> None:

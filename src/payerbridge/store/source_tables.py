@@ -19,11 +19,18 @@ from sqlalchemy import (
 
 from payerbridge.store.schema import UtcDateTime, metadata
 
-__all__ = ["quarantined_resources", "source_file_resources", "source_files", "source_members"]
+__all__ = [
+    "quarantined_resources",
+    "source_file_chunks",
+    "source_file_resources",
+    "source_files",
+    "source_members",
+]
 
 
 # A replicated source's files as they arrived (ADR 0031): kept so that a new mapping
-# version can map them again; the same file twice (by digest) is one row.
+# version can map them again; the same file twice (by digest) is one row. ``body`` holds
+# a file kept whole before 0056; a file kept since is empty there, its body in pieces.
 source_files = Table(
     "source_files",
     metadata,
@@ -38,6 +45,16 @@ source_files = Table(
     Column("mapped_at", UtcDateTime(), nullable=False),
     Column("report", Text, nullable=False),  # counts and problems (no member data), JSON
     UniqueConstraint("source_id", "sha256", name="uq_source_files_digest"),
+)
+
+# A file's body in pieces (issue 71, ADR 0055), each sealed for its file and place
+# (``file_id|seq``): kept and read back a piece at a time, never whole.
+source_file_chunks = Table(
+    "source_file_chunks",
+    metadata,
+    Column("file_id", String(64), ForeignKey("source_files.id"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("body", LargeBinary, nullable=False),
 )
 
 # What each file's records gave: so that mapping it again can tell added, changed and

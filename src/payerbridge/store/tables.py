@@ -47,6 +47,7 @@ from payerbridge.store.pull_tables import pull_schedules
 from payerbridge.store.schema import UtcDateTime, metadata
 from payerbridge.store.source_tables import (
     quarantined_resources,
+    source_file_chunks,
     source_file_resources,
     source_files,
     source_members,
@@ -54,6 +55,7 @@ from payerbridge.store.source_tables import (
 
 __all__ = [
     "UtcDateTime",
+    "source_file_chunks",
     "source_file_resources",
     "source_files",
     "source_members",

@@ -162,6 +162,7 @@ def _ingest(
 ) -> list[dict[str, Any]]:
     """Each file through the product's ingestion; any problem or quarantined resource
     stops the demo, naming the file (the generated files must be clean)."""
+    from payerbridge.backends.model import FileAt
     from payerbridge.backends.replicated import IngestFile, ingest_file
     from payerbridge.bootstrap import build_platform
     from payerbridge.config import load_settings
@@ -172,7 +173,7 @@ def _ingest(
     try:
         reports = []
         for source_id, path in files:
-            command = IngestFile(source_id, path.name, path.read_bytes())
+            command = IngestFile(source_id, path.name, FileAt(path))
             report = ingest_file(command, platform.units.sources())
             if report.problem_count or report.held:
                 problems = "; ".join(str(p) for p in report.problems[:5])

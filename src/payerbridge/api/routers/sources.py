@@ -13,6 +13,7 @@ from payerbridge.api.deps import OperatorDep, current_platform
 from payerbridge.api.responses import JsonResponse
 from payerbridge.api.units import SourcesUnitDep
 from payerbridge.backends.ingestion import FileReport
+from payerbridge.backends.model import FileBytes
 from payerbridge.backends.replicated import IngestFile, ingest_file
 from payerbridge.backends.sources import LiveSourceSpec
 from payerbridge.backends.unit import SourcesUnit
@@ -65,7 +66,9 @@ async def push_file(
     same file was given before (nothing changes)."""
     uow = current_platform(request).units.sources()  # the app's, as every handler's
     _known(uow, source_id)
-    body = await request.body()
+    # Held as bytes: PAYERBRIDGE_MAX_REQUEST_BYTES bounds it (5 MB unless raised); a
+    # larger file goes through ``payerbridge sources ingest``, read in pieces.
+    body = FileBytes(await request.body())
     report = await _run(uow, IngestFile(source_id, name, body, operator.client_id))
     if report.duplicate:
         response.status_code = 200
