@@ -104,9 +104,7 @@ def _oracle_opted_out(listed: list[OptOutChoice], npi: str, at: datetime) -> boo
     in_force = sorted((c for c in listed if c.effective <= at), key=lambda c: (c.effective, c.seq))
     wide = [c for c in in_force if c.scope is not OptOutScope.PROVIDER_SPECIFIC]
     own = [
-        c
-        for c in in_force
-        if c.provider_npi == npi or (c in wide and c.choice is Choice.OPT_IN)
+        c for c in in_force if c.provider_npi == npi or (c in wide and c.choice is Choice.OPT_IN)
     ]
     wide_out = bool(wide) and wide[-1].choice is Choice.OPT_OUT
     own_out = bool(own) and own[-1].provider_npi == npi and own[-1].choice is Choice.OPT_OUT
@@ -172,7 +170,5 @@ def test_every_provider_group_meets_pdex_provider_group(
     )
     body = provider_group(group, updated=datetime(2025, 2, 1, tzinfo=UTC))
     assert ProfileChecker.bundled().check(body) == []
-    assert {m["entity"]["reference"] for m in body["member"]} == {
-        f"Patient/{m}" for m in members
-    }
+    assert {m["entity"]["reference"] for m in body["member"]} == {f"Patient/{m}" for m in members}
     assert body["quantity"] == len(members)

@@ -2,7 +2,7 @@
 members' opt-out choices (ADR 0059)
 
 Revision ID: 0057
-Revises: 0055
+Revises: 0056
 Create Date: 2026-11-29 01:45:00.000000
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from payerbridge.store.tables import UtcDateTime
 
 revision = "0057"
-down_revision = "0055"
+down_revision = "0056"
 branch_labels = None
 depends_on = None
 
