@@ -51,6 +51,10 @@ def _day(value: Any) -> date | None:
         return None
 
 
+def _object(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _is_patient_privacy(consent: Mapping[str, Any]) -> bool:
     scope = consent.get("scope")
     codings = scope.get("coding") if isinstance(scope, dict) else None
@@ -75,8 +79,8 @@ def verify_attestation(
         dated = datetime.combine(day, datetime.min.time(), now.tzinfo)
     if dated is None or dated > now:
         return "the attestation is not dated, or dated in the future"
-    provision = consent.get("provision") if isinstance(consent.get("provision"), dict) else {}
-    period = provision.get("period") if isinstance(provision.get("period"), dict) else {}
+    provision = _object(consent.get("provision"))
+    period = _object(provision.get("period"))
     start, end = _day(period.get("start")), _day(period.get("end"))
     if (start is not None and start > today) or (end is not None and end < today):
         return "the attested treatment relationship does not hold today"

@@ -88,7 +88,8 @@ def roster_from_csv(text: str, name: str) -> list[RosterEntry]:
         if len(row) != len(_COLUMNS):
             found.append(f"line {number}: {len(row)} columns, not {len(_COLUMNS)}")
             continue
-        found.append(_entry(*(cell.strip() for cell in row), f"line {number}"))
+        npi, patient, start, end = (cell.strip() for cell in row)
+        found.append(_entry(npi, patient, start, end, f"line {number}"))
     return _checked(found, name)
 
 
@@ -124,7 +125,7 @@ def roster_from_group(group: Any, name: str) -> list[RosterEntry]:
         if member.get("inactive") is True:
             continue
         reference = str((member.get("entity") or {}).get("reference") or "")
-        period = member.get("period") if isinstance(member.get("period"), dict) else {}
+        period: dict[str, Any] = member["period"] if isinstance(member.get("period"), dict) else {}
         if not reference.startswith("Patient/"):
             found.append(f"{where}: entity is not a reference to a Patient")
             continue

@@ -148,7 +148,10 @@ class SqlOptOuts:
                 actor=actor[:200],
             )
         )
-        return int(result.inserted_primary_key[0])
+        key = result.inserted_primary_key
+        if key is None:  # never: the row was just inserted
+            raise RuntimeError("the opt-out choice was not kept")
+        return int(key[0])
 
     def of_members(self, member_ids: Iterable[MemberId]) -> dict[MemberId, list[OptOutChoice]]:
         ids = sorted(set(member_ids))
