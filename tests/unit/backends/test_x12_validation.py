@@ -88,9 +88,11 @@ def _nodes() -> list[object]:
 
     def walk(node: object) -> None:
         found.append(node)
-        for child in getattr(node, "children", None) or []:
-            if child.is_loop() or child.is_segment():
-                walk(child)
+        positions = getattr(node, "pos_map", None) or {}
+        for position in sorted(positions):
+            for child in positions[position]:
+                if child.is_loop() or child.is_segment():
+                    walk(child)
 
     walk(_map(MAPS["005010X222A1"]))
     return found[:400]
