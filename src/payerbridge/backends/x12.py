@@ -68,6 +68,7 @@ import pyx12.x12file  # type: ignore[import-untyped]
 from pyx12.map_walker import walk_tree  # type: ignore[import-untyped]
 
 from payerbridge.backends.model import Location, RecordProblem, SourceRecord
+from payerbridge.backends.x12_counts import PathCounts
 from payerbridge.backends.x12_envelope import EnvelopeFaults, check_envelopes
 from payerbridge.backends.x12_findings import (
     RECORD,
@@ -92,6 +93,7 @@ from payerbridge.backends.x12_records import (
     subscriber_of,
 )
 from payerbridge.backends.x12_texts import element_text, walk_text
+from payerbridge.backends.x12_validation import SegmentValidation
 
 __all__ = ["MAPS", "kind_of", "read_x12"]
 
@@ -187,6 +189,7 @@ class _Reader:
         self.parameters = dict(parameters) if isinstance(parameters, dict) else {}
         self.control = _map("x12.control.00501.xml")
         self.walker = walk_tree()
+        self.walker.counter = PathCounts()  # NodeCounter's counts, by path text
         self.node: Any = None
         self.map: Any = None  # the transaction's pyx12 map; None: envelope only
         self.kind: Kind | None = None
@@ -199,6 +202,7 @@ class _Reader:
         self._composites: dict[int, frozenset[int]] = {}
         self._loops: dict[int, tuple[str, ...]] = {}
         self._position = 0
+        self.validation = SegmentValidation()  # pyx12's, once per distinct segment
         self.version = ""  # ISA12
         self.component = ""  # ISA16
         # The envelope warnings (counts, control numbers) of the open ISA, GS and ST:
@@ -441,7 +445,7 @@ class _Reader:
             weight = reader_weight(str(error[1]))
             yield from self._fault(owner, position, sid, _reader_text(error), weight)
         if self.map is not None and sid not in _ENVELOPE:
-            for error in self.node.is_valid_errors(segment)[1]:
+            for error in self.validation.errors(self.node, segment):
                 code, ref = str(error.err_cde), str(error.refdes or "")
                 weight = element_weight(self.kind.name, code, ref, segment)
                 text = element_text(error, self.component)

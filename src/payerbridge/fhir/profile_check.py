@@ -66,7 +66,10 @@ def _occurrences(parent: Mapping[str, Any], rule: ElementRule, path: str) -> lis
             ):
                 found += _named(parent, key[1:], f"{path}.{key[1:]}", kind)
         return found
-    return _named(parent, rule.name, f"{path}.{rule.name}", None)
+    name = rule.name
+    if parent.get(name) is None and parent.get("_" + name) is None:
+        return []  # (most elements a profile names are absent: no path made for them)
+    return _named(parent, name, f"{path}.{name}", None)
 
 
 def _named(parent: Mapping[str, Any], name: str, path: str, kind: str | None) -> list[_Occurrence]:
@@ -235,7 +238,9 @@ class Walk:
         self, rule: ElementRule, instance: Mapping[str, Any], path: str, depth: int
     ) -> None:
         for child in rule.children:
-            self._check_element(child, _occurrences(instance, child, path), path, depth)
+            occurrences = _occurrences(instance, child, path)
+            if occurrences or child.min or child.slices:  # else nothing to find
+                self._check_element(child, occurrences, path, depth)
 
     def _check_element(
         self, rule: ElementRule, occurrences: list[_Occurrence], path: str, depth: int

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from payerbridge.fhir.invariants import Invariant, compile_invariant
@@ -56,7 +57,7 @@ class ElementRule:
     # Each slice's test (``profile_check.slice_test``), built on first use, by slice id.
     slice_tests: dict[str, Callable[[Any], bool] | None] = field(default_factory=dict)
 
-    @property
+    @cached_property  # (asked for every element of every resource checked)
     def is_choice(self) -> bool:
         return self.name.endswith("[x]")
 

@@ -81,9 +81,8 @@ def test_what_an_invariant_reads_is_its_paths_whole_at_their_ends() -> None:
     )
     projection = projection_of(expression)
     assert projection == {
-        "type": {"coding": {}},
-        "item": {"productOrService": {"coding": {}}},
-        "code": {},
+        "type": {"coding": {"code": {}}},
+        "item": {"productOrService": {"coding": {"code": {}}}},
     }
     eob = {
         "resourceType": "ExplanationOfBenefit",
@@ -95,6 +94,44 @@ def test_what_an_invariant_reads_is_its_paths_whole_at_their_ends() -> None:
     assert memo_key(projection, eob, eob) == memo_key(projection, other, other)
     changed = {**eob, "item": [{"productOrService": {"coding": [{"code": "b"}]}}]}
     assert memo_key(projection, eob, eob) != memo_key(projection, changed, changed)
+
+
+def test_a_filtered_path_is_read_as_its_condition_and_what_follows_name() -> None:
+    expression = (
+        "supportingInfo.where(category.memberOf('http://example.org/ValueSet/t')).sequence"
+        ".subsetOf(%context.item.informationSequence)"
+    )
+    projection = projection_of(expression)
+    assert projection == {
+        "supportingInfo": {"category": {}, "sequence": {}},
+        "item": {"informationSequence": {}},
+    }
+    info = {"sequence": 1, "category": {"coding": [{"code": "a"}]}, "valueString": "PA-1"}
+    eob = {"resourceType": "ExplanationOfBenefit", "supportingInfo": [info], "item": []}
+    other = {**eob, "supportingInfo": [{**info, "valueString": "PA-2"}]}
+    assert memo_key(projection, eob, eob) == memo_key(projection, other, other)
+    for changed in ({**info, "sequence": 2}, {**info, "category": {"text": "b"}}):
+        variant = {**eob, "supportingInfo": [changed]}
+        assert memo_key(projection, eob, eob) != memo_key(projection, variant, variant)
+    fewer = {**eob, "supportingInfo": []}
+    assert memo_key(projection, eob, eob) != memo_key(projection, fewer, fewer)
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "supportingInfo.where(category.coding.code = 'x').first().value.exists()",
+        "supportingInfo.where(category.coding.code = 'x') = item",
+        "supportingInfo.where(code in ('a' | 'b')).exists()",
+        "supportingInfo.where(count() > 1).exists()",
+        "supportingInfo.where($this.code = 'a').exists()",
+        "supportingInfo.where(code = 'a').exists(value = 'b')",
+    ],
+)
+def test_any_other_filter_reads_its_path_whole(expression: str) -> None:
+    projection = projection_of(expression)
+    assert projection is not None
+    assert projection["supportingInfo"] == {}
 
 
 @pytest.mark.parametrize(
