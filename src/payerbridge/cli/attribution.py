@@ -3,7 +3,7 @@ attribution of members to providers, and the members' opt-out choices (ADR 0059)
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -120,25 +120,19 @@ def attribution_group(
     _json(group)
 
 
-def _effective(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        raise fail(errors.InvalidInput("--effective is a date, YYYY-MM-DD")) from None
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+@dataclass(frozen=True)
+class _Asked:
+    """A choice as the command line gave it."""
+
+    member: str
+    choice: str
+    scope: str
+    provider: str | None = None
+    reason: str | None = None
 
 
-def _record(
-    member: str,
-    choice: str,
-    scope: str,
-    provider: str | None,
-    reason: str | None,
-    effective: str | None,
-    data_dir: Path | None,
-) -> None:
+def _record(asked: _Asked, data_dir: Path | None) -> None:
+    """The choice kept, in force from now (an earlier day is the API's ``effective``)."""
     from payerbridge.cli.console import opened_platform
     from payerbridge.provider_access.model import Choice, OptOutReason, OptOutScope
     from payerbridge.provider_access.service import RecordChoice, record_choice
@@ -146,13 +140,12 @@ def _record(
 
     try:
         command = RecordChoice(
-            MemberId(member),
-            Choice(choice),
-            OptOutScope(scope),
+            MemberId(asked.member),
+            Choice(asked.choice),
+            OptOutScope(asked.scope),
             cli_actor(),
-            provider,
-            None if reason is None else OptOutReason(reason),
-            _effective(effective),
+            asked.provider,
+            None if asked.reason is None else OptOutReason(asked.reason),
         )
     except ValueError:
         scopes = ", ".join(OptOutScope)
@@ -164,14 +157,13 @@ def _record(
             seq = record_choice(command, platform.units.provider_access())
         except errors.PayerBridgeError as exc:
             raise fail(exc) from exc
-    _json({"seq": seq, "member": member, "choice": choice, "scope": scope})
+    _json({"seq": seq, "member": asked.member, "choice": asked.choice, "scope": asked.scope})
 
 
 Scope = Annotated[str, typer.Option(help="global, provider-specific, purpose-specific, ...")]
 Provider = Annotated[
     str | None, typer.Option(help="The provider's NPI, for a provider-specific choice.")
 ]
-Effective = Annotated[str | None, typer.Option(help="In force from this day; default: now.")]
 
 
 @opt_outs_app.command("record")
@@ -182,12 +174,11 @@ def opt_outs_record(
     reason: Annotated[
         str | None, typer.Option(help="privacy-concern, member-choice, other, ...")
     ] = None,
-    effective: Effective = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Record a member's opt-out of Provider Access: from then on her data goes to no
-    provider it reaches (a scope other than provider-specific reaches them all)."""
-    _record(member, "opt-out", scope, provider, reason, effective, data_dir)
+    """Record a member's opt-out of Provider Access, in force from now: her data goes to
+    no provider it reaches (a scope other than provider-specific reaches them all)."""
+    _record(_Asked(member, "opt-out", scope, provider, reason), data_dir)
 
 
 @opt_outs_app.command("withdraw")
@@ -195,9 +186,8 @@ def opt_outs_withdraw(
     member: Annotated[str, typer.Argument(help="The member's Patient id.")],
     scope: Scope = "global",
     provider: Provider = None,
-    effective: Effective = None,
     data_dir: DataDir = None,
 ) -> None:
     """Record a member's opt-in after an opt-out: a global one ends every opt-out, a
     provider-specific one that provider's own."""
-    _record(member, "opt-in", scope, provider, None, effective, data_dir)
+    _record(_Asked(member, "opt-in", scope, provider), data_dir)

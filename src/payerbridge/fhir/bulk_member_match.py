@@ -48,10 +48,12 @@ from payerbridge.timestamps import utc_iso
 __all__ = [
     "BULK_MEMBER_MATCH_OPERATION",
     "BulkMember",
+    "GroupAnswer",
     "MatchResult",
     "MemberResult",
     "PARAMETER_NAMES",
     "parameters_form",
+    "profiled_groups",
     "matched_group_id",
     "member_bundle",
     "parse_bulk_member_match_request",
@@ -223,23 +225,30 @@ def result_groups(
     requester: Organization,
     us: Organization,
     matched_at: datetime,
-    profiles: Mapping[MatchResult, str] | None = None,
 ) -> list[dict[str, Any]]:
     """MatchedMembers (always) and the other Groups that have members, in that order,
-    authored (``meta.lastUpdated``) at ``matched_at``; ``profiles``: another operation's
-    Groups' profiles (``$provider-member-match``'s), by bucket."""
-    answer = _Answer(requester, us, matched_at)
+    authored (``meta.lastUpdated``) at ``matched_at``."""
+    profiles = {bucket: profile for bucket, (_, _, profile) in _BUCKETS.items()}
+    return profiled_groups(results, group_ids, GroupAnswer(requester, us, matched_at), profiles)
+
+
+def profiled_groups(
+    results: Sequence[MemberResult],
+    group_ids: Mapping[MatchResult, str],
+    answer: GroupAnswer,
+    profiles: Mapping[MatchResult, str],
+) -> list[dict[str, Any]]:
+    """``result_groups`` under other profiles (``$provider-member-match``'s), by bucket."""
     groups = []
     for bucket in MatchResult:
         chosen = [r for r in results if r.result is bucket]
         if chosen or bucket is MatchResult.MATCHED:
-            profile = (profiles or {}).get(bucket, _BUCKETS[bucket][2])
-            groups.append(_group(bucket, chosen, group_ids[bucket], answer, profile))
+            groups.append(_group(bucket, chosen, group_ids[bucket], answer, profiles[bucket]))
     return groups
 
 
 @dataclass(frozen=True)
-class _Answer:
+class GroupAnswer:
     """Who the Groups answer (the requester), who answers (us), and when the members
     were matched."""
 
@@ -252,7 +261,7 @@ def _group(
     bucket: MatchResult,
     results: Sequence[MemberResult],
     group_id: str,
-    answer: _Answer,
+    answer: GroupAnswer,
     profile: str,
 ) -> dict[str, Any]:
     requester, us, matched_at = answer.requester, answer.us, answer.matched_at

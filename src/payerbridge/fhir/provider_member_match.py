@@ -18,9 +18,10 @@ from typing import Any
 
 from payerbridge.fhir.bulk_member_match import (
     RESULT_SYSTEM,
+    GroupAnswer,
     MatchResult,
     MemberResult,
-    result_groups,
+    profiled_groups,
 )
 from payerbridge.routing.model import Organization
 
@@ -82,14 +83,8 @@ def provider_result_groups(
     matched_at: datetime,
 ) -> list[dict[str, Any]]:
     """The answer's Groups (see the module), MatchedMembers always."""
-    groups = result_groups(
-        results,
-        group_ids=group_ids,
-        requester=requester,
-        us=us,
-        matched_at=matched_at,
-        profiles=_PROFILES,
-    )
+    answer = GroupAnswer(requester, us, matched_at)
+    groups = profiled_groups(results, group_ids, answer, _PROFILES)
     return [
         _as_opt_out(g, matched_at)
         if g["code"]["coding"][0]["code"] == MatchResult.CONSENT_CONSTRAINED.value

@@ -20,6 +20,8 @@ from enum import StrEnum
 from payerbridge.types import MemberId
 
 __all__ = [
+    "PROVIDER_TYPES",
+    "SERVICE_TYPES",
     "Attribution",
     "AttributionBasis",
     "Choice",
@@ -32,6 +34,10 @@ __all__ = [
     "is_opted_out",
     "members_for_provider",
 ]
+
+
+SERVICE_TYPES = ("ExplanationOfBenefit", "Encounter")  # what shows a treatment relationship
+PROVIDER_TYPES = ("Practitioner", "Organization")  # what a service names a provider by
 
 
 class AttributionBasis(StrEnum):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
-from typing import Protocol
+from typing import Any, Protocol
 
-from payerbridge.provider_access.model import Attribution, OptOutChoice, ServiceFact
+from payerbridge.provider_access.model import Attribution, OptOutChoice
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import MemberId
 
@@ -16,10 +16,14 @@ NewChoice = OptOutChoice  # ``seq`` is the store's to give: a new choice carries
 
 
 class ServiceRecords(Protocol):
-    """The plan's own claims and encounters (not what other payers sent)."""
+    """The plan's own records (not what other payers sent), read in batches."""
 
-    def service_facts(self) -> Iterator[ServiceFact]:
-        """Every service they show, read in batches."""
+    def providers(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Its Practitioners and Organizations (``PROVIDER_TYPES``), by ``Type/id``."""
+        ...
+
+    def services(self) -> Iterator[tuple[MemberId, dict[str, Any]]]:
+        """Its claims and encounters (``SERVICE_TYPES``) in a member's compartment."""
         ...
 
     def known_members(self, member_ids: Iterable[MemberId]) -> set[MemberId]:

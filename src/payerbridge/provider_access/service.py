@@ -21,6 +21,7 @@ from payerbridge.provider_access.model import (
     derive_attributions,
 )
 from payerbridge.provider_access.rosters import RosterEntry, roster_attributions
+from payerbridge.provider_access.treatment import services_shown
 from payerbridge.provider_access.unit import ProviderAccessUnit
 from payerbridge.security.model import Principal, require_scope, resource_scope
 from payerbridge.types import MemberId
@@ -72,7 +73,7 @@ def derive_attribution(command: DeriveAttribution, uow: ProviderAccessUnit) -> A
     if not 0 <= command.look_back_days <= MAX_LOOK_BACK_DAYS:
         raise InvalidInput(f"the look-back is 0 to {MAX_LOOK_BACK_DAYS} days")
     derived = derive_attributions(
-        uow.records.service_facts(), look_back_days=command.look_back_days
+        services_shown(uow.records), look_back_days=command.look_back_days
     )
     run = AttributionRun(
         len(derived),

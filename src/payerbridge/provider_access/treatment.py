@@ -15,13 +15,11 @@ from typing import Any
 
 from payerbridge.fhir.codes import NPI_SYSTEM
 from payerbridge.npi import is_valid_npi
-from payerbridge.provider_access.model import ServiceFact
+from payerbridge.provider_access.model import SERVICE_TYPES, ServiceFact
+from payerbridge.provider_access.ports import ServiceRecords
 from payerbridge.types import MemberId
 
-__all__ = ["PROVIDER_TYPES", "SERVICE_TYPES", "npi_of_provider", "service_facts"]
-
-SERVICE_TYPES = ("ExplanationOfBenefit", "Encounter")  # what shows a treatment relationship
-PROVIDER_TYPES = ("Practitioner", "Organization")  # what a service names a provider by
+__all__ = ["npi_of_provider", "service_facts", "services_shown"]
 
 
 def npi_of_provider(resource: Mapping[str, Any]) -> str | None:
@@ -100,3 +98,13 @@ def service_facts(
     npis = {npi for ref in _references(resource) if (npi := _npi(ref, npi_of)) is not None}
     days = _service_days(resource)
     return [ServiceFact(member_id, npi, day) for npi in sorted(npis) for day in sorted(days)]
+
+
+def services_shown(records: ServiceRecords) -> Iterator[ServiceFact]:
+    """Every service the plan's own claims and encounters show, the providers' NPIs read
+    from its Practitioners and Organizations first."""
+    npi_of = {
+        ref: npi for ref, body in records.providers() if (npi := npi_of_provider(body)) is not None
+    }
+    for member_id, body in records.services():
+        yield from service_facts(body, member_id, npi_of)

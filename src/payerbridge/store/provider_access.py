@@ -12,19 +12,14 @@ import orjson
 from sqlalchemy import Connection, Engine, and_, delete, insert, not_, or_, select
 
 from payerbridge.provider_access.model import (
+    PROVIDER_TYPES,
+    SERVICE_TYPES,
     Attribution,
     AttributionBasis,
     Choice,
     OptOutChoice,
     OptOutReason,
     OptOutScope,
-    ServiceFact,
-)
-from payerbridge.provider_access.treatment import (
-    PROVIDER_TYPES,
-    SERVICE_TYPES,
-    npi_of_provider,
-    service_facts,
 )
 from payerbridge.store.at_rest import at_rest
 from payerbridge.store.dbapi import DialectSql
@@ -205,16 +200,16 @@ class SqlServiceRecords:
                 yield row, orjson.loads(opened.open(row.body, RESOURCE_BODY, row.ref))
             after = rows[-1].ref
 
-    def service_facts(self) -> Iterator[ServiceFact]:
+    def providers(self) -> Iterator[tuple[str, dict[str, Any]]]:
         with self._reader.connect() as connection:
-            npi_of = {
-                row.ref: npi
-                for row, body in self._bodies(connection, PROVIDER_TYPES)
-                if (npi := npi_of_provider(body)) is not None
-            }
+            for row, body in self._bodies(connection, PROVIDER_TYPES):
+                yield row.ref, body
+
+    def services(self) -> Iterator[tuple[MemberId, dict[str, Any]]]:
+        with self._reader.connect() as connection:
             for row, body in self._bodies(connection, SERVICE_TYPES):
                 if row.patient_id:
-                    yield from service_facts(body, MemberId(row.patient_id), npi_of)
+                    yield MemberId(row.patient_id), body
 
     def known_members(self, member_ids: Iterable[MemberId]) -> set[MemberId]:
         ids = sorted(set(member_ids))

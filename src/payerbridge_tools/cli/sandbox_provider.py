@@ -52,6 +52,7 @@ def _prepare(partner: Instance, key_set: dict[str, Any]) -> tuple[str, list[str]
         derive_attribution,
         record_choice,
     )
+    from payerbridge.provider_access.treatment import services_shown
     from payerbridge.types import ClientId
 
     settings = load_settings(data_dir=partner.data_dir, database_url=None)
@@ -60,13 +61,8 @@ def _prepare(partner: Instance, key_set: dict[str, Any]) -> tuple[str, list[str]
         uow = platform.units.provider_access()
         derive_attribution(DeriveAttribution(_LOOK_BACK_DAYS, "sandbox"), uow)
         today = uow.calendar.local_day(utcnow())
-        holding = [
-            a
-            for a in derive_attributions(
-                uow.records.service_facts(), look_back_days=_LOOK_BACK_DAYS
-            )
-            if a.holds_on(today)
-        ]
+        derived = derive_attributions(services_shown(uow.records), look_back_days=_LOOK_BACK_DAYS)
+        holding = [a for a in derived if a.holds_on(today)]
         npi = Counter(a.provider_npi for a in holding).most_common(1)[0][0]
         members = sorted({a.member_id for a in holding if a.provider_npi == npi})
         choice = RecordChoice(
