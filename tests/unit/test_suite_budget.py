@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.budget import BUDGET_SETTING, over_budget, parse_budget, per_module, slowest
+from tests.budget import (
+    BUDGET_SETTING,
+    machine_stretch,
+    over_budget,
+    parse_budget,
+    per_module,
+    slowest,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,6 +53,13 @@ def test_a_module_sums_its_tests_parametrized_and_in_classes() -> None:
         ("tests/e2e/test_a.py", 5.0, 2),
         ("tests/unit/test_b.py", 4.0, 1),
     ]
+
+
+def test_a_slow_machine_stretches_the_budget_by_its_slowness_and_no_further() -> None:
+    assert machine_stretch(10.0) == 1.0  # a fast day never shrinks it
+    assert machine_stretch(23.0) == 1.0
+    assert machine_stretch(46.0) == 2.0
+    assert machine_stretch(500.0) == 3.0
 
 
 def test_only_a_wall_time_past_the_budget_fails() -> None:
