@@ -71,3 +71,14 @@ def date_search_range(value: str) -> tuple[datetime | None, datetime | None]:
         "le": (None, high),
         "lt": (None, low),
     }[prefix]
+
+
+def day_of(value: object) -> date | None:
+    """The day a FHIR date or dateTime names (its first ten characters), or None when
+    it is not one."""
+    if not isinstance(value, str) or len(value) < 10:
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None

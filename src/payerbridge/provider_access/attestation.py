@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from payerbridge.fhir.codes import NPI_SYSTEM
-from payerbridge.timestamps import parse_instant
+from payerbridge.timestamps import day_of, parse_instant
 
 __all__ = ["ATTESTED_DAYS", "Attested", "verify_attestation"]
 
@@ -40,15 +40,6 @@ def _npis(consent: Mapping[str, Any]) -> Iterator[str]:
         identifier = signer.get("identifier") if isinstance(signer, dict) else None
         if isinstance(identifier, dict) and identifier.get("system") == NPI_SYSTEM:
             yield str(identifier.get("value"))
-
-
-def _day(value: Any) -> date | None:
-    if not isinstance(value, str) or len(value) < 10:
-        return None
-    try:
-        return date.fromisoformat(value[:10])
-    except ValueError:
-        return None
 
 
 def _object(value: Any) -> Mapping[str, Any]:
@@ -75,13 +66,13 @@ def verify_attestation(
     if not provider_npi or signed != {provider_npi}:
         return "the attestation is not signed by the requesting provider's NPI alone"
     dated = parse_instant(str(consent.get("dateTime") or "")) if consent.get("dateTime") else None
-    if dated is None and (day := _day(consent.get("dateTime"))) is not None:
+    if dated is None and (day := day_of(consent.get("dateTime"))) is not None:
         dated = datetime.combine(day, datetime.min.time(), now.tzinfo)
     if dated is None or dated > now:
         return "the attestation is not dated, or dated in the future"
     provision = _object(consent.get("provision"))
     period = _object(provision.get("period"))
-    start, end = _day(period.get("start")), _day(period.get("end"))
+    start, end = day_of(period.get("start")), day_of(period.get("end"))
     if (start is not None and start > today) or (end is not None and end < today):
         return "the attested treatment relationship does not hold today"
     last = end if end is not None else today + timedelta(days=ATTESTED_DAYS)

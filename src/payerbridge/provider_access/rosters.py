@@ -18,6 +18,7 @@ from payerbridge.errors import InvalidInput, Issue
 from payerbridge.fhir.codes import NPI_SYSTEM
 from payerbridge.npi import is_valid_npi
 from payerbridge.provider_access.model import Attribution, AttributionBasis
+from payerbridge.timestamps import day_of
 from payerbridge.types import MemberId
 
 __all__ = ["OPEN_END", "RosterEntry", "roster_from_csv", "roster_from_group", "roster_attributions"]
@@ -37,12 +38,7 @@ class RosterEntry:
 
 
 def _day(value: str, *, open_end: bool) -> date | None:
-    if not value and open_end:
-        return OPEN_END
-    try:
-        return date.fromisoformat(value[:10]) if len(value) >= 10 else None
-    except ValueError:
-        return None
+    return OPEN_END if not value and open_end else day_of(value)
 
 
 def _entry(npi: str, patient: str, start: str, end: str, where: str) -> RosterEntry | str:

@@ -17,6 +17,7 @@ from payerbridge.fhir.codes import NPI_SYSTEM
 from payerbridge.npi import is_valid_npi
 from payerbridge.provider_access.model import SERVICE_TYPES, ServiceFact
 from payerbridge.provider_access.ports import ServiceRecords
+from payerbridge.timestamps import day_of
 from payerbridge.types import MemberId
 
 __all__ = ["npi_of_provider", "service_facts", "services_shown"]
@@ -57,31 +58,21 @@ def _npi(reference: Mapping[str, Any], npi_of: Mapping[str, str]) -> str | None:
     return npi_of.get(target) if isinstance(target, str) else None
 
 
-def _day(value: Any) -> date | None:
-    """A FHIR date or dateTime's day (None when it is not one)."""
-    if not isinstance(value, str) or len(value) < 10:
-        return None
-    try:
-        return date.fromisoformat(value[:10])
-    except ValueError:
-        return None
-
-
 def _service_days(resource: Mapping[str, Any]) -> set[date]:
     """The days of service: the items' service dates and the billing period's start for
     a claim, the period's start for an encounter; a claim with none, its creation."""
     days: set[date | None] = set()
     for item in resource.get("item") or ():
         if isinstance(item, dict):
-            days.add(_day(item.get("servicedDate")))
+            days.add(day_of(item.get("servicedDate")))
             period = item.get("servicedPeriod")
-            days.add(_day(period.get("start")) if isinstance(period, dict) else None)
+            days.add(day_of(period.get("start")) if isinstance(period, dict) else None)
     for name in ("billablePeriod", "period"):
         period = resource.get(name)
         if isinstance(period, dict):
-            days.add(_day(period.get("start")))
+            days.add(day_of(period.get("start")))
     found = {day for day in days if day is not None}
-    if not found and (created := _day(resource.get("created"))) is not None:
+    if not found and (created := day_of(resource.get("created"))) is not None:
         found.add(created)
     return found
 
