@@ -23,6 +23,7 @@ __all__ = [
     "FileAt",
     "FileBytes",
     "FileContent",
+    "PieceStream",
     "HeldIssue",
     "KeptSourceFile",
     "Location",
@@ -263,3 +264,58 @@ class KeptSourceFile:
     name: str
     sha256: str
     has_body: bool
+
+
+# A file read a piece at a time from wherever its pieces come (the first process feeding
+# the second, the sealed pieces a file is kept in), as one binary stream. It seeks back
+# to its start only: the X12 reader reads a file twice.
+class PieceStream(io.RawIOBase):
+    """Subclasses say where a pass begins (``_begin``) and give its pieces in order
+    (``_next``: empty at the end)."""
+
+    seek_back_only = "a file read in pieces seeks back to its start only"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._start()
+
+    def _start(self) -> None:
+        self._piece, self._at, self._position, self._ended = b"", 0, 0, False
+        self._begin()
+
+    def _begin(self) -> None:
+        """A pass from the start begins."""
+        raise NotImplementedError
+
+    def _next(self) -> bytes:
+        """The pass's next piece; empty at its end."""
+        raise NotImplementedError
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        target = offset if whence == io.SEEK_SET else self._position + offset
+        if whence not in (io.SEEK_SET, io.SEEK_CUR) or target not in (0, self._position):
+            raise io.UnsupportedOperation(self.seek_back_only)
+        if target != self._position:
+            self._start()
+        return target
+
+    def readinto(self, buffer: Any) -> int:
+        while self._at >= len(self._piece):
+            if self._ended:
+                return 0
+            self._piece, self._at = self._next(), 0
+            self._ended = not self._piece
+        size = min(len(buffer), len(self._piece) - self._at)
+        buffer[:size] = self._piece[self._at : self._at + size]
+        self._at += size
+        self._position += size
+        return size

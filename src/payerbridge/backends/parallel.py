@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from payerbridge.backends.model import FileAt, FileContent, RecordProblem, SourceRecord
+from payerbridge.backends.model import FileAt, FileContent, PieceStream, RecordProblem, SourceRecord
 from payerbridge.backends.readers import read_stream
 from payerbridge.errors import MappingError
 
@@ -46,60 +46,30 @@ class SecondProcess:
         return self.from_bytes > 0 and size >= self.from_bytes
 
 
-class _FedStream(io.RawIOBase):
+class _FedStream(PieceStream):
     """In the second process: a file the first feeds a piece at a time, asked for one
     piece ahead. It seeks back to its start (the X12 reader reads twice), which begins a
     new pass (``generation``); a piece of an earlier pass still on its way is dropped."""
 
-    def __init__(self, handover: Any, pieces: Any) -> None:
-        super().__init__()
-        self._handover, self._pieces = handover, pieces
-        self._generation = 0
-        self._restart()
+    seek_back_only = "a fed file seeks back to its start only"
 
-    def _restart(self) -> None:
-        self._piece, self._at, self._position, self._ended = b"", 0, 0, False
+    def __init__(self, handover: Any, pieces: Any) -> None:
+        self._handover, self._pieces = handover, pieces
+        self._generation = -1
+        super().__init__()
+
+    def _begin(self) -> None:
+        self._generation += 1
         self._handover.put((_ASK, self._generation))
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        target = offset if whence == io.SEEK_SET else self._position + offset
-        if whence not in (io.SEEK_SET, io.SEEK_CUR) or target not in (0, self._position):
-            raise io.UnsupportedOperation("a fed file seeks back to its start only")
-        if target != self._position:
-            self._generation += 1
-            self._restart()
-        return target
-
-    def readinto(self, buffer: Any) -> int:
-        while self._at >= len(self._piece):
-            if self._ended:
-                return 0
-            self._next_piece()
-        size = min(len(buffer), len(self._piece) - self._at)
-        buffer[:size] = self._piece[self._at : self._at + size]
-        self._at += size
-        self._position += size
-        return size
-
-    def _next_piece(self) -> None:
+    def _next(self) -> bytes:
         while True:
             generation, piece = self._pieces.get()
             if generation == self._generation:
                 break
-        self._piece, self._at = piece, 0
         if piece:
             self._handover.put((_ASK, self._generation))  # the next, read while this is
-        else:
-            self._ended = True
+        return piece  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 
 from sqlalchemy import Connection, exists, insert, select
 
+from payerbridge.backends.model import PieceStream
 from payerbridge.errors import DataKeyUnavailable
 from payerbridge.store.at_rest import at_rest
 from payerbridge.store.sealed_fields import SOURCE_FILE_CHUNK
@@ -80,48 +81,20 @@ class KeptPieces:
                 pass
 
 
-class _PieceStream(io.RawIOBase):
+class _PieceStream(PieceStream):
     """The pieces as one stream. It seeks back to its start only (the X12 reader reads a
     file twice); a pass from the start to the end checks the file's digest."""
 
+    seek_back_only = "a kept file's pieces seek back to their start only"
+
     def __init__(self, connection: Connection, file_id: str, sha256: str) -> None:
-        super().__init__()
         self._connection, self._file_id, self._sha256 = connection, file_id, sha256
-        self._rewind()
+        super().__init__()
 
-    def _rewind(self) -> None:
-        self._seq, self._piece, self._at, self._position = 0, b"", 0, 0
-        self._digest, self._ended = hashlib.sha256(), False
+    def _begin(self) -> None:
+        self._seq, self._digest = 0, hashlib.sha256()
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        target = offset if whence == io.SEEK_SET else self._position + offset
-        if whence not in (io.SEEK_SET, io.SEEK_CUR) or target not in (0, self._position):
-            raise io.UnsupportedOperation("a kept file's pieces seek back to their start only")
-        if target != self._position:
-            self._rewind()
-        return target
-
-    def readinto(self, buffer: Any) -> int:
-        while self._at >= len(self._piece):
-            if self._ended:
-                return 0
-            self._next_piece()
-        size = min(len(buffer), len(self._piece) - self._at)
-        buffer[:size] = self._piece[self._at : self._at + size]
-        self._at += size
-        self._position += size
-        return size
-
-    def _next_piece(self) -> None:
+    def _next(self) -> bytes:
         stored = self._connection.execute(
             select(source_file_chunks.c.body).where(
                 source_file_chunks.c.file_id == self._file_id,
@@ -129,18 +102,14 @@ class _PieceStream(io.RawIOBase):
             )
         ).scalar_one_or_none()
         if stored is None:
-            self._end()
-            return
+            if self._digest.hexdigest() != self._sha256:
+                raise DataKeyUnavailable(
+                    f"source file {self._file_id}'s kept pieces are not the file received "
+                    "(its SHA-256 differs): a piece was removed, added or moved; it is not read"
+                )
+            return b""
         row_key = _row_key(self._file_id, self._seq)
-        self._piece = at_rest(self._connection).open(stored, SOURCE_FILE_CHUNK, row_key)
-        self._at = 0
+        piece = at_rest(self._connection).open(stored, SOURCE_FILE_CHUNK, row_key)
         self._seq += 1
-        self._digest.update(self._piece)
-
-    def _end(self) -> None:
-        self._piece, self._at, self._ended = b"", 0, True
-        if self._digest.hexdigest() != self._sha256:
-            raise DataKeyUnavailable(
-                f"source file {self._file_id}'s kept pieces are not the file received (its "
-                "SHA-256 differs): a piece was removed, added or moved; it is not read"
-            )
+        self._digest.update(piece)
+        return piece
