@@ -282,3 +282,37 @@ def test_a_checkpoint_no_sink_took_is_not_recorded_and_is_logged(
         write_checkpoints(chain, Unreachable(), KEY, unit, now=T0, policy=policy)
     assert chain.last_checkpoint() is None
     assert "audit checkpoints not published" in caplog.text
+
+
+class _HeadBehind(InMemoryAuditChain):
+    """A chain whose head row says ``heads`` in turn, one per read: what a verifier sees
+    when other processes append while it reads, or when rows are written around the head."""
+
+    def __init__(self, log: InMemoryAuditLog, heads: list[int]) -> None:
+        super().__init__(log)
+        self._heads = heads
+
+    def head(self) -> tuple[int, str]:
+        seq = self._heads.pop(0)
+        return (seq, next(e.chain_hash for e in self.events(after=seq - 1, up_to=seq)))
+
+
+def test_events_appended_while_the_chain_is_verified_are_the_next_verifications() -> None:
+    from payerbridge.audit.service import verify_audit
+
+    log = InMemoryAuditLog()
+    log.record_many([_event(n) for n in range(1, 10)])
+    report = verify_audit(_HeadBehind(log, [6, 9]), [], KEY.public_key())
+    assert report.holds and report.last_seq == 6
+
+
+def test_events_beyond_a_head_row_that_never_records_them_are_named() -> None:
+    from payerbridge.audit.service import verify_audit
+
+    log = InMemoryAuditLog()
+    log.record_many([_event(n) for n in range(1, 10)])
+    report = verify_audit(_HeadBehind(log, [6, 6]), [], KEY.public_key())
+    assert report.first_bad is None
+    assert report.problems == [
+        "events 7..9 lie beyond the chain head row: they were written without it"
+    ]
