@@ -232,7 +232,7 @@ def _registered(
     """The audit event of a partner stored: created, or updated with the fields that
     changed (a re-pointed base URL or token endpoint shows here) and what its discovery
     documents said."""
-    fields = ("name", "npi", "base_url", "auth", "client_id", "token_url", "scope")
+    fields = ("name", "npi", "base_url", "endpoints", "auth", "client_id", "token_url", "scope")
     changed = [f for f in fields if getattr(before, f) != getattr(partner, f)] if before else []
     return AuditEvent(
         at=at,
@@ -244,6 +244,7 @@ def _registered(
         request_id=by.request_id,
         detail={
             "base_url": partner.base_url,
+            "endpoints": [e.to_json() for e in partner.endpoints],
             "changed": changed,
             **({"discovered": discovered} if discovered else {}),
         },

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
@@ -14,6 +14,12 @@ from zoneinfo import ZoneInfo
 from payerbridge.errors import InvalidInput, Issue
 from payerbridge.net.origins import has_userinfo
 from payerbridge.npi import is_valid_npi
+from payerbridge.routing.endpoints import (
+    EndpointStatus,
+    PartnerEndpoint,
+    endpoint_issues,
+    in_call_order,
+)
 from payerbridge.types import PartnerId
 
 __all__ = [
@@ -278,15 +284,37 @@ class Partner:
     auth: PartnerAuth = PartnerAuth.NONE
     # Set by operators apart from the registration (suspension, maintenance windows).
     operations: Operations = ACTIVE
+    # Where it answers, ``base_url`` first among them (the first active one by priority):
+    # its discovery documents are read there; an exchange fails over down the list.
+    endpoints: tuple[PartnerEndpoint, ...] = ()
 
     def __post_init__(self) -> None:
         # A client id means we authenticate: with SMART unless UDAP was asked for.
         if self.auth is PartnerAuth.NONE and self.client_id is not None:
             object.__setattr__(self, "auth", PartnerAuth.SMART)
+        if not self.endpoints:
+            object.__setattr__(self, "endpoints", (PartnerEndpoint(self.base_url),))
+        elif len(self.endpoints) == 1 and self.base_url:
+            # A partner with one endpoint re-pointed by its base URL: the endpoint moves.
+            [only] = self.endpoints
+            if only.base != self.fhir_base:
+                object.__setattr__(self, "endpoints", (replace(only, url=self.base_url),))
+        elif not self.base_url:
+            active = [e for e in in_call_order(self.endpoints) if e.status is EndpointStatus.ACTIVE]
+            object.__setattr__(self, "base_url", (active or in_call_order(self.endpoints))[0].url)
 
     @property
     def fhir_base(self) -> str:
         return self.base_url.rstrip("/")
+
+    def call_order(self) -> list[PartnerEndpoint]:
+        """The endpoints an exchange may call, in the order it tries them."""
+        return [e for e in in_call_order(self.endpoints) if e.status is EndpointStatus.ACTIVE]
+
+    def at(self, endpoint: PartnerEndpoint) -> Partner:
+        """The partner as called at ``endpoint``: its calls, breaker and tokens are that
+        endpoint's."""
+        return self if endpoint.base == self.fhir_base else replace(self, base_url=endpoint.url)
 
     @property
     def organization(self) -> Organization:
@@ -296,6 +324,8 @@ class Partner:
 def repointed(before: Partner, after: Partner) -> bool:
     """Whether an update changes where we call or who we say we are there."""
     fields = ("base_url", "npi", "client_id", "token_url", "auth")
+    if {e.base for e in before.endpoints} != {e.base for e in after.endpoints}:
+        return True
     return any(getattr(before, name) != getattr(after, name) for name in fields)
 
 
@@ -324,6 +354,10 @@ def validate_partner(partner: Partner) -> None:
         issues.append(Issue("token_url needs a client_id (or auth 'udap')", "token_url"))
     if not partner.scope.split():
         issues.append(Issue("scope must name at least one scope", "scope", "required"))
+    issues.extend(endpoint_issues(partner.endpoints))
+    first = partner.call_order()
+    if first and first[0].base != partner.fhir_base:
+        issues.append(Issue("base_url must be the first active endpoint by priority", "base_url"))
     if issues:
         raise InvalidInput("the partner registration is not valid", issues=issues)
 

@@ -9,6 +9,7 @@ import orjson
 from sqlalchemy import Engine, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from payerbridge.routing.endpoints import endpoints_from_json
 from payerbridge.routing.model import (
     ACTIVE,
     DEFAULT_PARTNER_SCOPE,
@@ -36,6 +37,7 @@ _FIELDS = (
     "scope",
     "auth",
     "operations",
+    "endpoints",
 )  # what a Partner holds
 
 
@@ -51,6 +53,8 @@ def _partner(row: Any) -> Partner:
         scope=row.scope or DEFAULT_PARTNER_SCOPE,
         auth=PartnerAuth(row.auth),
         operations=Operations.from_json(orjson.loads(row.operations)) if row.operations else ACTIVE,
+        # A partner kept before its endpoints were has one: its base URL.
+        endpoints=endpoints_from_json(orjson.loads(row.endpoints)) if row.endpoints else (),
     )
 
 
@@ -73,6 +77,7 @@ class SqlPartnerDirectory:
             "token_url": partner.token_url,
             "scope": partner.scope,
             "auth": partner.auth.value,
+            "endpoints": orjson.dumps([e.to_json() for e in partner.endpoints]).decode(),
             "updated_at": unit.now,
         }
         statement = module.insert(partners).values(id=partner.id, created_at=unit.now, **changes)

@@ -199,6 +199,9 @@ partners = Table(
     Column("capabilities_read_at", UtcDateTime(), nullable=True),
     # How an operator runs it (JSON: suspended or not, maintenance windows); null: active.
     Column("operations", Text, nullable=True),
+    # Where it answers (JSON list: url, priority, status, versions, source); null: at
+    # base_url alone (ADR 0060).
+    Column("endpoints", Text, nullable=True),
 )
 
 # Systems allowed to ask our token endpoint for access tokens (SMART Backend Services

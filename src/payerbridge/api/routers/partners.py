@@ -13,6 +13,7 @@ from payerbridge.api.deps import OperatorDep, PlatformDep
 from payerbridge.api.responses import JsonResponse
 from payerbridge.api.units import PartnerHealthUnitDep, PartnersUnitDep
 from payerbridge.clock import utcnow
+from payerbridge.errors import InvalidInput, Issue
 from payerbridge.exchange.calls.breaker import as_seen
 from payerbridge.exchange.model import BreakerState
 from payerbridge.exchange.operations.bulk_replay import replay_partner_dead_letters
@@ -20,6 +21,7 @@ from payerbridge.logging import current_request_id
 from payerbridge.oversight.call_samples import calls_since
 from payerbridge.oversight.partner_health import HealthPolicy, partners_health
 from payerbridge.routing.capabilities import Capabilities
+from payerbridge.routing.endpoints import EndpointStatus, PartnerEndpoint
 from payerbridge.routing.enrolment import (
     EnrolPartner,
     RefreshPartner,
@@ -44,13 +46,38 @@ _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+class EndpointIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    url: str = Field(max_length=500, description="A FHIR base at which the partner answers.")
+    priority: int = Field(default=0, description="Lower is tried first; ties keep the order.")
+    status: Literal["active", "off"] = "active"
+    versions: list[Annotated[str, Field(max_length=20)]] = Field(default=[], max_length=10)
+    note: str | None = Field(default=None, max_length=500)
+
+    def endpoint(self) -> PartnerEndpoint:
+        versions, status = tuple(self.versions), EndpointStatus(self.status)
+        return PartnerEndpoint(self.url, self.priority, status, versions, note=self.note)
+
+
 class PartnerCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     id: str = Field(max_length=64)
     name: str = Field(max_length=200)
     npi: str
-    base_url: str = Field(max_length=500, description="The partner's FHIR base URL.")
+    base_url: str | None = Field(
+        default=None,
+        max_length=500,
+        description="The partner's FHIR base URL; with endpoints, the first active one "
+        "by priority (unset: taken from them).",
+    )
+    endpoints: list[EndpointIn] = Field(
+        default=[],
+        max_length=16,
+        description="Where the partner answers, when more than base_url: exchanges call "
+        "the first active one by priority and fail over down the list (ADR 0060).",
+    )
     auth: Literal["smart", "udap"] | None = Field(
         default=None,
         description="How we get tokens from the partner: SMART Backend Services (our "
@@ -90,6 +117,7 @@ def partner_public(
         "name": partner.name,
         "npi": partner.npi,
         "base_url": partner.base_url,
+        "endpoints": [e.to_json() for e in partner.endpoints],
         "auth": partner.auth.value,
         "client_id": partner.client_id,
         "token_url": partner.token_url,
@@ -109,15 +137,19 @@ def partner_public(
 def register_partner(
     body: PartnerCreate, uow: PartnersUnitDep, operator: OperatorDep, response: Response
 ) -> dict[str, Any]:
+    if body.base_url is None and not body.endpoints:
+        text = "give base_url, or endpoints with at least one active"
+        raise InvalidInput(text, issues=[Issue(text, "base_url", "required")])
     partner = Partner(
         PartnerId(body.id),
         body.name,
         body.npi,
-        body.base_url,
+        body.base_url or "",
         client_id=body.client_id,
         token_url=body.token_url,
         scope=body.scope,
         auth=PartnerAuth(body.auth) if body.auth else PartnerAuth.NONE,
+        endpoints=tuple(e.endpoint() for e in body.endpoints),
     )
     enrolled = enrol_partner(EnrolPartner(partner, operator.client_id, current_request_id()), uow)
     if not enrolled.created:

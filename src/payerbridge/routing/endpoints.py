@@ -1,0 +1,103 @@
+"""A partner's endpoints (pure): the FHIR bases at which it answers, each with its
+priority, its status, the PDex versions it announced and where we learnt of it (an
+operator, the partner's HRex ``.well-known`` file, a directory bundle). Exchanges call
+the first that can be called and fail over to the next (ADR 0060).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlparse
+
+from payerbridge.errors import Issue
+from payerbridge.net.origins import has_userinfo
+
+__all__ = [
+    "OPERATOR_SOURCE",
+    "EndpointStatus",
+    "PartnerEndpoint",
+    "endpoint_issues",
+    "endpoints_from_json",
+    "in_call_order",
+]
+
+OPERATOR_SOURCE = "operator"
+MAX_ENDPOINTS = 16  # a partner's regions, versions and recovery sites, with room to spare
+
+
+class EndpointStatus(StrEnum):
+    ACTIVE = "active"
+    OFF = "off"  # never called: its directory says so, or an operator (``note`` says why)
+
+
+@dataclass(frozen=True)
+class PartnerEndpoint:
+    url: str  # a FHIR base
+    priority: int = 0  # lower is tried first; ties keep the order given
+    status: EndpointStatus = EndpointStatus.ACTIVE
+    versions: tuple[str, ...] = ()  # the PDex versions announced for it ("2.2"); (): unsaid
+    source: str = OPERATOR_SOURCE  # operator, "well-known <url>" or "directory <name>"
+    note: str | None = None  # why it is off, or what its source said of it
+
+    @property
+    def base(self) -> str:
+        return self.url.rstrip("/")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "priority": self.priority,
+            "status": self.status.value,
+            "versions": list(self.versions),
+            "source": self.source,
+            "note": self.note,
+        }
+
+    @classmethod
+    def from_json(cls, item: Mapping[str, Any]) -> PartnerEndpoint:
+        """An endpoint as kept (``to_json``'s form)."""
+        return cls(
+            str(item["url"]),
+            int(item.get("priority") or 0),
+            EndpointStatus(item.get("status") or EndpointStatus.ACTIVE),
+            tuple(str(v) for v in item.get("versions") or ()),
+            str(item.get("source") or OPERATOR_SOURCE),
+            item.get("note"),
+        )
+
+
+def endpoints_from_json(items: Sequence[Mapping[str, Any]]) -> tuple[PartnerEndpoint, ...]:
+    return tuple(PartnerEndpoint.from_json(item) for item in items)
+
+
+def in_call_order(endpoints: Sequence[PartnerEndpoint]) -> list[PartnerEndpoint]:
+    """The endpoints by priority (a stable sort: ties keep the order given)."""
+    return sorted(endpoints, key=lambda endpoint: endpoint.priority)
+
+
+def endpoint_issues(endpoints: Sequence[PartnerEndpoint]) -> list[Issue]:
+    """What is wrong with a partner's endpoints, each named by its place."""
+    issues: list[Issue] = []
+    if len(endpoints) > MAX_ENDPOINTS:
+        issues.append(Issue(f"a partner has at most {MAX_ENDPOINTS} endpoints", "endpoints"))
+    seen: set[str] = set()
+    for n, endpoint in enumerate(endpoints):
+        where = f"endpoints[{n}]"
+        parsed = urlparse(endpoint.url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            issues.append(Issue("url must be an absolute http(s) URL of a FHIR base", where))
+        elif has_userinfo(endpoint.url):
+            issues.append(
+                Issue("url must not carry a user name or password (user:password@)", where)
+            )
+        if endpoint.base in seen:
+            issues.append(Issue(f"{endpoint.url} is named twice", where, "duplicate"))
+        seen.add(endpoint.base)
+        if not -1000 <= endpoint.priority <= 1000:
+            issues.append(Issue("priority must be between -1000 and 1000", where))
+    if endpoints and all(e.status is EndpointStatus.OFF for e in endpoints):
+        issues.append(Issue("at least one endpoint must be active", "endpoints", "required"))
+    return issues
