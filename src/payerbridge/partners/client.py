@@ -586,9 +586,12 @@ def _missing_page(partner: Partner, what: str, page: int, reason: str) -> Gap:
 
 
 def _member_on_base(partner: Partner, member_ref: str) -> str:
-    """``Patient/{id}`` of the member on the partner's registered base; anything else is
-    refused before a call: no member data or token goes elsewhere."""
-    relative = member_ref.removeprefix(f"{partner.fhir_base}/")
+    """``Patient/{id}`` of the member on one of the partner's registered endpoints (an
+    exchange may have matched at another than it reads at); anything else is refused
+    before a call: no member data or token goes elsewhere."""
+    bases = {partner.fhir_base, *(endpoint.base for endpoint in partner.endpoints)}
+    on = [base for base in bases if member_ref.startswith(f"{base}/")]
+    relative = member_ref.removeprefix(f"{max(on, key=len)}/") if on else member_ref
     if not _PATIENT_REFERENCE.match(relative):
         raise PartnerRejected(
             f"partner '{partner.id}' returned a member reference that is not a Patient on "

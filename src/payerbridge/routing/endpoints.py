@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlparse
@@ -17,11 +18,13 @@ from payerbridge.net.origins import has_userinfo
 
 __all__ = [
     "OPERATOR_SOURCE",
+    "EndpointPlan",
     "EndpointStatus",
     "PartnerEndpoint",
     "endpoint_issues",
     "endpoints_from_json",
     "in_call_order",
+    "plan_endpoints",
 ]
 
 OPERATOR_SOURCE = "operator"
@@ -101,3 +104,50 @@ def endpoint_issues(endpoints: Sequence[PartnerEndpoint]) -> list[Issue]:
     if endpoints and all(e.status is EndpointStatus.OFF for e in endpoints):
         issues.append(Issue("at least one endpoint must be active", "endpoints", "required"))
     return issues
+
+
+@dataclass(frozen=True)
+class EndpointPlan:
+    """Where an exchange calls a partner, decided now: ``first`` (the first active
+    endpoint by priority whose circuit is closed, else the first active one), every
+    endpoint with why it is first, next or skipped, and, when every active endpoint's
+    circuit is open, the earliest they may be tried again."""
+
+    first: str
+    considered: tuple[tuple[str, str], ...]  # (url, why)
+    circuit_open_until: datetime | None = None
+
+
+def plan_endpoints(
+    endpoints: Sequence[PartnerEndpoint], open_until: Mapping[str, datetime], now: datetime
+) -> EndpointPlan:
+    """The plan over ``endpoints`` given each base's open circuit (``open_until``)."""
+    considered: list[tuple[str, str]] = []
+    usable: list[PartnerEndpoint] = []
+    waits: list[datetime] = []
+    for endpoint in in_call_order(endpoints):
+        versions = f", PDex {'/'.join(endpoint.versions)}" if endpoint.versions else ""
+        where = f"priority {endpoint.priority}{versions}, from {endpoint.source}"
+        until = open_until.get(endpoint.base)
+        if endpoint.status is EndpointStatus.OFF:
+            considered.append(
+                (endpoint.url, f"skipped: off ({endpoint.note or 'no reason given'})")
+            )
+        elif until is not None and until > now:
+            waits.append(until)
+            considered.append(
+                (endpoint.url, f"skipped: its circuit is open until {until.isoformat()} ({where})")
+            )
+        else:
+            role = (
+                "called first"
+                if not usable
+                else f"called if those before it fail ({len(usable) + 1})"
+            )
+            considered.append((endpoint.url, f"{role} ({where})"))
+            usable.append(endpoint)
+    active = [e for e in in_call_order(endpoints) if e.status is EndpointStatus.ACTIVE]
+    if usable:
+        return EndpointPlan(usable[0].url, tuple(considered))
+    first = (active or in_call_order(endpoints))[0].url
+    return EndpointPlan(first, tuple(considered), min(waits) if waits else None)

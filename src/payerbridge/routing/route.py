@@ -52,6 +52,8 @@ class RouteDecision:
     wait_reason: str | None = None
     planned_wait: bool = False  # a maintenance window: the wait does not use the budget
     search_types: tuple[str, ...] = ()  # SEARCH: the types read by ``patient``
+    # The partner's endpoints in the order they are tried, each with why (ADR 0060).
+    endpoints: tuple[tuple[str, str], ...] = ()
 
     @property
     def routable(self) -> bool:
@@ -83,6 +85,11 @@ class RouteDecision:
                 else None
             ),
             "notes": list(self.notes),
+            **(
+                {"endpoints": [{"url": url, "why": why} for url, why in self.endpoints]}
+                if self.endpoints
+                else {}
+            ),
             "capabilities_read_at": self.reading,
             "policy": self.policy,
             "profiles": PROFILES.version,
@@ -96,14 +103,16 @@ def decide_route(
     now: datetime | None = None,
     operations: Operations = ACTIVE,
     circuit_open_until: datetime | None = None,
+    endpoints: tuple[tuple[str, str], ...] = (),
 ) -> RouteDecision:
     """The route for an exchange asked ``now``. A partner never read is tried the
     standard way (``$member-match``, then ``$everything``), and the decision says so.
 
     A suspended partner has no route. A partner in a maintenance window, or whose
-    endpoint's circuit is open, is waited for (it has one endpoint: there is nothing
-    to route around to): until the window ends, which does not count against the
-    exchange's budget, or until the circuit may half-open."""
+    endpoints' circuits are all open (``circuit_open_until``: the first to half-open),
+    is waited for: until the window ends, which does not count against the exchange's
+    budget, or until a circuit may half-open. ``endpoints``: every endpoint with why it
+    is called first, next or skipped (``endpoints.plan_endpoints``)."""
     rejected: list[tuple[str, str]] = []
     notes: list[str] = []
     if capabilities is None:
@@ -135,7 +144,10 @@ def decide_route(
                 f"{circuit_open_until.isoformat()}"
             )
     if wait_reason is not None:
-        notes.append(f"waits: the partner has one endpoint and it is {wait_reason}")
+        held = "the partner has one endpoint and it is" if len(endpoints) < 2 else "it is"
+        notes.append(f"waits: {held} {wait_reason}")
+    if len(endpoints) > 1:
+        notes.append("an endpoint that does not answer is failed over to the next")
     if operations.rate_limit is not None:
         limit = operations.rate_limit
         notes.append(
@@ -155,6 +167,7 @@ def decide_route(
         wait_reason=wait_reason,
         planned_wait=planned,
         search_types=search_types,
+        endpoints=endpoints,
     )
 
 

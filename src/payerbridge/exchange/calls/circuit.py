@@ -115,8 +115,8 @@ def record_outcome(
 
 def probe_due_breakers(uow: ExchangeUnit) -> int:
     """Probe every endpoint whose probe is due (the upkeep sweep runs this): the number
-    probed. An endpoint no longer any partner's base (the partner was re-pointed) is
-    left alone."""
+    probed. An endpoint no longer among its partner's active endpoints (re-pointed, or
+    turned off) is left alone."""
     now = uow.clock()
     interval = probe_interval(uow)
     probed = 0
@@ -124,9 +124,10 @@ def probe_due_breakers(uow: ExchangeUnit) -> int:
         if not admit(state, now, interval).probe:
             continue
         partner = uow.partners.get(partner_id)
-        if partner is None or partner.fhir_base != endpoint:
+        at = [e for e in partner.call_order() if e.base == endpoint] if partner else []
+        if partner is None or not at:
             continue
-        admit_call(uow, partner, now)
+        admit_call(uow, partner.at(at[0]), now)
         probed += 1
     return probed
 

@@ -140,6 +140,15 @@ class CallOutcome(Generic[T]):
     retry_at: datetime | None = None
     dead_lettered: bool = False
     call: PartnerCall | None = None  # the call made, if one went out
+    # The calls to endpoints that did not answer before ``call``'s did (ADR 0060).
+    failed_over: tuple[PartnerCall, ...] = ()
+
+    def calls_detail(self) -> dict[str, Any]:
+        """The calls as a move's detail keeps them (``call``, and ``failed_over``)."""
+        if self.call is None:
+            return {}
+        tried = {"failed_over": [c.to_json() for c in self.failed_over]} if self.failed_over else {}
+        return {"call": self.call.to_json(), **tried}
 
 
 def step_clock(uow: ExchangeUnit, run: StepRun, step: str) -> StepClock:
@@ -174,46 +183,70 @@ def after_failed_call(outcome: CallOutcome[Any], state: ExchangeState) -> StepRe
     return StepResult(state, retry_at=outcome.retry_at)
 
 
-def call_partner(uow: ExchangeUnit, clock: StepClock, call: Callable[[float], T]) -> CallOutcome[T]:
-    """Make one attempt of ``call(timeout)``; partner answers that are not failures
-    (no match, consent refused, a contract error) propagate to the step unchanged."""
-    policy: RetryPolicy = uow.retry_policy
+def call_partner(
+    uow: ExchangeUnit, clock: StepClock, call: Callable[[Partner, float], T]
+) -> CallOutcome[T]:
+    """Make one attempt of ``call(partner at an endpoint, timeout)``: at the partner's
+    first endpoint its breaker lets through and, when that one does not answer, at the
+    next (ADR 0060), within the deadline. Partner answers that are not failures (no
+    match, consent refused, a contract error) propagate to the step unchanged."""
     exchange_id, partner = clock.exchange_id, clock.partner
     now = uow.clock()
     deadline, reason = first_deadline(clock.deadlines)
-    remaining = (deadline - now).total_seconds()
-    if remaining <= 0:  # this attempt never goes out
+    if (deadline - now).total_seconds() <= 0:  # this attempt never goes out
         last = clock.waiting or "no call was made"
         return dead_letter(uow, clock, reason, last, clock.attempt - 1)
-    held: tuple[str, str, datetime | None] | None = _announced_hold(uow, partner, now)
-    seen = None
-    if held is None:  # then the endpoint's breaker, probed here when its probe is due
-        admission = admit_call(uow, partner, now)
-        seen = admission.state
-        if not admission.allowed:
-            held = (ExchangeReason.CIRCUIT_OPEN, PARKED_FOR_BREAKER, admission.retry_at)
+    held = _announced_hold(uow, partner, now)
     if held is not None:  # not a failure: it waits, and spends no attempt
         return _park(uow, clock, *held)
-    timeout = min(policy.call_timeout_seconds, remaining)
-    sent = uow.clock()
-    try:
+    failed: list[tuple[PartnerCall, PartnerUnavailable]] = []
+    probes: list[datetime] = []  # when each endpoint held back by its breaker may be tried
+    for endpoint in partner.call_order():
+        at = partner.at(endpoint)
+        admission = admit_call(uow, at, uow.clock())
+        if not admission.allowed:
+            probes.extend([admission.retry_at] if admission.retry_at else [])
+            continue
+        remaining = (deadline - uow.clock()).total_seconds()
+        if remaining <= 0:
+            break
+        timeout = min(uow.retry_policy.call_timeout_seconds, remaining)
+        sent = uow.clock()
         try:
-            value = call(timeout)
-        except PartnerAuthRejected:
-            uow.client.refresh_credentials(partner)  # needs-revalidation: exactly one more try
-            value = call(timeout)
-    except PartnerUnavailable as exc:
-        record_outcome(uow, partner, succeeded=False, seen=seen)
-        made = _made(uow, clock, sent, UNAVAILABLE, exc)
-        reason = ExchangeReason.PARTNER_UNAVAILABLE
-        return _retry_later(uow, clock, reason, exc, made)
-    except Exception as exc:  # it answered: the endpoint is up
-        record_outcome(uow, partner, succeeded=True, seen=seen)
-        if isinstance(exc, PayerBridgeError):  # a refusal: its own event, then its move
-            uow.audit.record(partner_call_event(exchange_id, _made(uow, clock, sent, REFUSED, exc)))
-        raise
-    record_outcome(uow, partner, succeeded=True, seen=seen)
-    return CallOutcome(value=value, call=_made(uow, clock, sent, ANSWERED))
+            value = _call_once(uow, at, call, timeout)
+        except PartnerUnavailable as exc:
+            record_outcome(uow, at, succeeded=False, seen=admission.state)
+            failed.append((_made(uow, clock, sent, UNAVAILABLE, exc, at=at), exc))
+            continue
+        except Exception as exc:  # it answered: the endpoint is up
+            record_outcome(uow, at, succeeded=True, seen=admission.state)
+            if isinstance(exc, PayerBridgeError):  # a refusal: its own event, then its move
+                made = _made(uow, clock, sent, REFUSED, exc, at=at)
+                uow.audit.record(partner_call_event(exchange_id, made, _calls(failed)))
+            raise
+        record_outcome(uow, at, succeeded=True, seen=admission.state)
+        answered = _made(uow, clock, sent, ANSWERED, at=at)
+        return CallOutcome(value=value, call=answered, failed_over=_calls(failed))
+    if failed:
+        made, error = failed[-1]
+        return _retry_later(uow, clock, error, made, _calls(failed[:-1]))
+    # Every endpoint's breaker is open: wait for the first probe.
+    until = min(probes) if probes else None
+    return _park(uow, clock, ExchangeReason.CIRCUIT_OPEN, PARKED_FOR_BREAKER, until)
+
+
+def _call_once(
+    uow: ExchangeUnit, at: Partner, call: Callable[[Partner, float], T], timeout: float
+) -> T:
+    try:
+        return call(at, timeout)
+    except PartnerAuthRejected:
+        uow.client.refresh_credentials(at)  # needs-revalidation: exactly one more try
+        return call(at, timeout)
+
+
+def _calls(failed: list[tuple[PartnerCall, PartnerUnavailable]]) -> tuple[PartnerCall, ...]:
+    return tuple(made for made, _ in failed)
 
 
 def _made(
@@ -222,13 +255,16 @@ def _made(
     sent: datetime,
     outcome: str,
     error: Exception | None = None,
+    *,
+    at: Partner,
 ) -> PartnerCall:
-    """The call sent at ``sent``, as it ended now; an answer taken was HTTP 200."""
+    """The call sent at ``sent`` to the partner ``at`` an endpoint, as it ended now; an
+    answer taken was HTTP 200."""
     latency = uow.clock() - sent
     return PartnerCall(
         step=clock.step,
         attempt=clock.attempt,
-        endpoint=clock.partner.fhir_base,
+        endpoint=at.fhir_base,
         at=sent,
         latency_ms=max(0, round(latency.total_seconds() * 1000)),
         outcome=outcome,
@@ -280,20 +316,26 @@ def _park(
 
 
 def _retry_later(
-    uow: ExchangeUnit, clock: StepClock, reason: str, error: PartnerUnavailable, call: PartnerCall
+    uow: ExchangeUnit,
+    clock: StepClock,
+    error: PartnerUnavailable,
+    call: PartnerCall,
+    before: tuple[PartnerCall, ...],
 ) -> CallOutcome[Any]:
-    """The call went out and the partner did not answer: tried again after the backoff,
-    within the deadline, or dead-lettered."""
+    """The call went out and the partner did not answer at any endpoint (``call`` the
+    last, ``before`` the others): tried again after the backoff, within the deadline, or
+    dead-lettered."""
     now = uow.clock()
     failed = FailedCall(clock.attempt, clock.started, error.retry_after)
     decision = decide_retry(
         uow.retry_policy, failed, clock.deadlines, now=now, unit_random=uow.random()
     )
     detail = {
-        "reason": reason,
+        "reason": ExchangeReason.PARTNER_UNAVAILABLE,
         "partner_id": clock.partner.id,
         "retry_after": error.retry_after,
         "call": call.to_json(),
+        **({"failed_over": [c.to_json() for c in before]} if before else {}),
     }
     return _note_wait(uow, clock, _Wait(decision, error.text, detail))
 

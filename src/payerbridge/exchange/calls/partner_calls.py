@@ -11,6 +11,7 @@ three by the ``call`` key of an event's detail.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -50,8 +51,12 @@ class PartnerCall:
         }
 
 
-def partner_call_event(exchange_id: ExchangeId, call: PartnerCall) -> AuditEvent:
-    """The event of a call whose answer refused (the move it causes follows it)."""
+def partner_call_event(
+    exchange_id: ExchangeId, call: PartnerCall, failed_over: Sequence[PartnerCall] = ()
+) -> AuditEvent:
+    """The event of a call whose answer refused (the move it causes follows it), with
+    the calls to endpoints that did not answer before it."""
+    tried = {"failed_over": [c.to_json() for c in failed_over]} if failed_over else {}
     return AuditEvent(
         at=call.at,
         actor="payerbridge",
@@ -59,5 +64,5 @@ def partner_call_event(exchange_id: ExchangeId, call: PartnerCall) -> AuditEvent
         entity_type="Exchange",
         entity_id=exchange_id,
         outcome=call.outcome,
-        detail={"call": call.to_json()},
+        detail={"call": call.to_json(), **tried},
     )

@@ -40,6 +40,7 @@ from payerbridge.exchange.steps.matching import match_at_old_payer
 from payerbridge.exchange.steps.retrieval import normalize_received, retrieve_record
 from payerbridge.exchange.steps.review import awaits_partner_review
 from payerbridge.exchange.unit import ExchangeUnit
+from payerbridge.routing.endpoints import plan_endpoints
 from payerbridge.routing.model import Partner
 from payerbridge.routing.route import decide_route
 from payerbridge.types import ExchangeId
@@ -160,15 +161,21 @@ def _select_route(
     commit left it. Decided from the directory's last reading of the partner and the live
     state of its endpoint, again on every replay."""
     now = uow.clock()
-    breaker = uow.breakers.get(partner.fhir_base)
+    open_until = {}
+    for endpoint in partner.endpoints:
+        breaker = uow.breakers.get(endpoint.base)
+        if breaker.status is BreakerStatus.OPEN and breaker.open_until is not None:
+            open_until[endpoint.base] = breaker.open_until
+    plan = plan_endpoints(partner.endpoints, open_until, now)
     route = decide_route(
-        partner.fhir_base,
+        plan.first,
         uow.partners.capabilities(partner.id),
         now=now,
         operations=partner.operations,
-        circuit_open_until=breaker.open_until if breaker.status is BreakerStatus.OPEN else None,
+        circuit_open_until=plan.circuit_open_until,
+        endpoints=plan.considered if len(partner.endpoints) > 1 else (),
     )
-    detail = {"partner_id": partner.id, "endpoint": partner.fhir_base, "route": route.to_json()}
+    detail = {"partner_id": partner.id, "endpoint": plan.first, "route": route.to_json()}
     if not route.routable:
         text = f"no way to this partner's member data that we can use: {route.why_not()}"
         stop = {"error_code": ExchangeReason.NO_ROUTE, "error_text": text}

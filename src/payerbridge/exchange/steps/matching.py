@@ -28,7 +28,6 @@ from payerbridge.exchange.calls.outbound import (
     idempotency_key,
     step_clock,
 )
-from payerbridge.exchange.calls.partner_calls import PartnerCall
 from payerbridge.exchange.model import ExchangeRecord, ExchangeRequest, ExchangeState, Move
 from payerbridge.exchange.moves import (
     Blocking,
@@ -62,8 +61,8 @@ _MATCH_FAILURES: dict[type[Exception], str] = {
 
 # The member the old payer found, and how (``MemberId``, or ``Patient?identifier=``).
 _Found = tuple[MemberMatchResult, str]
-# With the call that found it.
-_Answer = tuple[_Found, PartnerCall | None]
+# With the calls that found it, as the move's detail keeps them.
+_Answer = tuple[_Found, dict[str, Any]]
 
 
 def match_at_old_payer(
@@ -111,7 +110,7 @@ def _ask(
     uow: ExchangeUnit, record: ExchangeRecord, parameters: dict[str, Any], clock: StepClock
 ) -> StepResult | _Answer:
     """The old payer's member, or where its answer (or its silence) left the exchange."""
-    exchange_id, partner = record.id, clock.partner
+    exchange_id = record.id
     key = idempotency_key(record, STEP)
     if awaits_partner_review(record):
         # A new question: under the first key the old payer answers its first answer again.
@@ -120,7 +119,7 @@ def _ask(
         outcome = call_partner(
             uow,
             clock,
-            lambda timeout: _member_of(uow.client, partner, parameters, key, timeout),
+            lambda at, timeout: _member_of(uow.client, at, parameters, key, timeout),
         )
     except ConsentDenied as exc:  # the old payer cannot comply with the consent (mm-11)
         return block(uow, exchange_id, Blocking(exc.reason, exc.text, {"by": "partner"}))
@@ -132,7 +131,7 @@ def _ask(
         return give_up(uow, exchange_id, partner_code(exc), exc.text, {"status": exc.status})
     if outcome.value is None:
         return after_failed_call(outcome, record.state)
-    return outcome.value, outcome.call
+    return outcome.value, outcome.calls_detail()
 
 
 def _member_of(
@@ -162,7 +161,7 @@ def _matched(
 ) -> tuple[StepResult, ExchangeRecord]:
     """The member found: → member_matched → retrieving in one commit, with the opt-in
     decided again for the data; a member other than the one matched before stops."""
-    (answer, found_by), call = asked
+    (answer, found_by), calls = asked
     member_ref = answer.member_ref
     assert member_ref is not None
     if record.matched_member_ref is not None and record.matched_member_ref != member_ref:
@@ -176,7 +175,7 @@ def _matched(
         updates |= {"error_code": None, "error_text": None, "deadline_at": deadline}
     reached = Move(
         S.MEMBER_MATCHED,
-        detail={"member_found_by": found_by, **({"call": call.to_json()} if call else {})},
+        detail={"member_found_by": found_by, **calls},
         updates={"attempts": 0, "next_attempt_at": None, **updates},
     )
     matched = moved_on(record, S.MEMBER_MATCHED, matched_member_ref=member_ref)

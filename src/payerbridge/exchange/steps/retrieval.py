@@ -17,6 +17,7 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -28,7 +29,6 @@ from payerbridge.exchange.calls.outbound import (
     idempotency_key,
     step_clock,
 )
-from payerbridge.exchange.calls.partner_calls import PartnerCall
 from payerbridge.exchange.model import ExchangeRecord, ExchangeState, Move
 from payerbridge.exchange.moves import (
     Blocking,
@@ -68,11 +68,12 @@ STEP = "everything"
 @dataclass(frozen=True)
 class _Reading:
     """The member's record as the old payer gave it, the way it was read (its
-    ``$everything`` or its searches) and the call that read it (None: none on record)."""
+    ``$everything`` or its searches) and the calls that read it, as the move's detail
+    keeps them."""
 
     retrieved: Retrieved
     way: str
-    call: PartnerCall | None
+    calls: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ def retrieve_record(uow: ExchangeUnit, run: StepRun, *, checked: bool = False) -
 def _read(uow: ExchangeUnit, record: ExchangeRecord, clock: StepClock) -> StepResult | _Reading:
     """The member's record and how it was read, or where the partner's answer (or its
     silence) left the exchange."""
-    exchange_id, partner = record.id, clock.partner
+    exchange_id = record.id
     member_ref = record.matched_member_ref
     assert member_ref is not None
     key = idempotency_key(record, STEP)
@@ -129,12 +130,12 @@ def _read(uow: ExchangeUnit, record: ExchangeRecord, clock: StepClock) -> StepRe
     # exchange ends partial, naming the page, rather than with nothing.
     last = clock.is_last_call(uow.retry_policy, uow.clock())
 
-    def read(timeout: float) -> Retrieved:
+    def read(at: Partner, timeout: float) -> Retrieved:
         if way == SEARCH:  # the partner offers no $everything: its searches, by the member
             asked = RecordRead(member_ref, key, timeout, keep_partial=last)
-            return uow.client.search_record(partner, asked, types)
+            return uow.client.search_record(at, asked, types)
         asked = RecordRead(member_ref, key, timeout, keep_partial=last, since=record.since)
-        return uow.client.everything(partner, asked)
+        return uow.client.everything(at, asked)
 
     try:
         outcome = call_partner(uow, clock, read)
@@ -144,7 +145,7 @@ def _read(uow: ExchangeUnit, record: ExchangeRecord, clock: StepClock) -> StepRe
         return give_up(uow, exchange_id, partner_code(exc), exc.text, {"status": exc.status})
     if outcome.value is None:
         return after_failed_call(outcome, S.RETRIEVING)
-    return _Reading(outcome.value, way, outcome.call)
+    return _Reading(outcome.value, way, outcome.calls_detail())
 
 
 def _keep_received(
@@ -152,7 +153,7 @@ def _keep_received(
 ) -> StepResult:
     """The payload, its resources under our ids and → its end, in one commit."""
     exchange_id = record.id
-    retrieved, call = reading.retrieved, reading.call
+    retrieved = reading.retrieved
     body = retrieved.content
     digest = hashlib.sha256(body).hexdigest()
     at = uow.clock()
@@ -163,7 +164,7 @@ def _keep_received(
             "sha256": digest,
             "pages": list(retrieved.page_sizes),
             "read_by": reading.way,
-            **({"call": call.to_json()} if call else {}),
+            **reading.calls,
         },
     )
     # Normalized at once, in memory: the payload, the resources and received → normalized →
