@@ -73,12 +73,16 @@ class ExchangeTimeline:
 
     @property
     def partner_calls(self) -> list[dict[str, Any]]:
-        """Every call: those that refused, went unanswered, or were taken with a move."""
-        return [
-            {"seq": entry.seq, **entry.detail["call"]}
-            for entry in self.entries
-            if isinstance(entry.detail.get("call"), dict)
-        ]
+        """Every call: those that refused, went unanswered, or were taken with a move,
+        each after the calls to endpoints that did not answer before it (failed over)."""
+        calls = []
+        for entry in self.entries:
+            if not isinstance(entry.detail.get("call"), dict):
+                continue
+            for tried in entry.detail.get("failed_over") or ():
+                calls.append({"seq": entry.seq, **tried})
+            calls.append({"seq": entry.seq, **entry.detail["call"]})
+        return calls
 
     @property
     def route(self) -> dict[str, Any] | None:
