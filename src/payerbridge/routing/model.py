@@ -18,6 +18,7 @@ from payerbridge.routing.endpoints import (
     EndpointStatus,
     PartnerEndpoint,
     endpoint_issues,
+    endpoints_from_json,
     in_call_order,
 )
 from payerbridge.types import PartnerId
@@ -27,14 +28,17 @@ __all__ = [
     "DEFAULT_PARTNER_SCOPE",
     "Capabilities",
     "Contact",
+    "EndpointStatus",
     "MaintenanceWindow",
     "Operations",
     "Organization",
     "Partner",
     "PartnerAuth",
+    "PartnerEndpoint",
     "PartnerStatus",
     "RateLimit",
     "WEEKDAYS",
+    "endpoints_from_json",
     "repointed",
     "validate_partner",
 ]

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from payerbridge.routing.capabilities import Capabilities
+from payerbridge.routing.endpoints import EndpointPlan
 from payerbridge.routing.operations import ACTIVE, Operations, PartnerStatus
 from payerbridge.routing.profiles import PROFILES, MemberMatchShape
 
@@ -97,22 +98,24 @@ class RouteDecision:
 
 
 def decide_route(
-    endpoint: str,
+    where: str | EndpointPlan,
     capabilities: Capabilities | None,
     *,
     now: datetime | None = None,
     operations: Operations = ACTIVE,
-    circuit_open_until: datetime | None = None,
-    endpoints: tuple[tuple[str, str], ...] = (),
 ) -> RouteDecision:
     """The route for an exchange asked ``now``. A partner never read is tried the
     standard way (``$member-match``, then ``$everything``), and the decision says so.
 
+    ``where``: the partner's one endpoint, or the plan over its endpoints
+    (``endpoints.plan_endpoints``: the first to call, every endpoint with why it is
+    called first, next or skipped, and when a circuit may half-open if all are open).
+
     A suspended partner has no route. A partner in a maintenance window, or whose
-    endpoints' circuits are all open (``circuit_open_until``: the first to half-open),
-    is waited for: until the window ends, which does not count against the exchange's
-    budget, or until a circuit may half-open. ``endpoints``: every endpoint with why it
-    is called first, next or skipped (``endpoints.plan_endpoints``)."""
+    endpoints' circuits are all open, is waited for: until the window ends, which does
+    not count against the exchange's budget, or until a circuit may half-open."""
+    plan = EndpointPlan(where, ()) if isinstance(where, str) else where
+    endpoint, circuit_open_until, endpoints = plan.first, plan.circuit_open_until, plan.considered
     rejected: list[tuple[str, str]] = []
     notes: list[str] = []
     if capabilities is None:

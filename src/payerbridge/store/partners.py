@@ -9,7 +9,6 @@ import orjson
 from sqlalchemy import Engine, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from payerbridge.routing.endpoints import endpoints_from_json
 from payerbridge.routing.model import (
     ACTIVE,
     DEFAULT_PARTNER_SCOPE,
@@ -17,6 +16,7 @@ from payerbridge.routing.model import (
     Operations,
     Partner,
     PartnerAuth,
+    endpoints_from_json,
 )
 from payerbridge.routing.ports import OperationsReplaced
 from payerbridge.store.dbapi import read_row

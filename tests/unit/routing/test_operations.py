@@ -9,6 +9,7 @@ import pytest
 
 from payerbridge.errors import InvalidInput
 from payerbridge.routing.capabilities import Capabilities
+from payerbridge.routing.endpoints import EndpointPlan
 from payerbridge.routing.model import ACTIVE, Operations
 from payerbridge.routing.operations import PartnerStatus, parse_operations
 from payerbridge.routing.route import decide_route
@@ -159,12 +160,12 @@ def test_a_partner_in_its_window_is_waited_for_until_it_ends_without_using_the_b
 
 def test_an_open_circuit_is_waited_for_and_the_later_of_the_two_waits_wins() -> None:
     open_until = NOW + timedelta(minutes=2)
-    route = decide_route(BASE, READING, now=NOW, circuit_open_until=open_until)
+    route = decide_route(EndpointPlan(BASE, (), open_until), READING, now=NOW)
     assert route.routable and route.wait_until == open_until and not route.planned_wait
     assert "circuit is open" in (route.wait_reason or "")
     assert (
         decide_route(
-            BASE, READING, now=NOW, circuit_open_until=NOW - timedelta(seconds=1)
+            EndpointPlan(BASE, (), NOW - timedelta(seconds=1)), READING, now=NOW
         ).wait_until
         is None
     )
@@ -175,7 +176,7 @@ def test_an_open_circuit_is_waited_for_and_the_later_of_the_two_waits_wins() -> 
             ]
         }
     )
-    both = decide_route(BASE, READING, now=NOW, operations=window, circuit_open_until=open_until)
+    both = decide_route(EndpointPlan(BASE, (), open_until), READING, now=NOW, operations=window)
     assert both.planned_wait and both.wait_until == datetime(2026, 11, 23, 13, 0, tzinfo=UTC)
 
 

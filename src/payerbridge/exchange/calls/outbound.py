@@ -211,21 +211,21 @@ def call_partner(
         if remaining <= 0:
             break
         timeout = min(uow.retry_policy.call_timeout_seconds, remaining)
-        sent = uow.clock()
+        sent = _Sent(clock, at, uow.clock())
         try:
             value = _call_once(uow, at, call, timeout)
         except PartnerUnavailable as exc:
             record_outcome(uow, at, succeeded=False, seen=admission.state)
-            failed.append((_made(uow, clock, sent, UNAVAILABLE, exc, at=at), exc))
+            failed.append((_made(uow, sent, UNAVAILABLE, exc), exc))
             continue
         except Exception as exc:  # it answered: the endpoint is up
             record_outcome(uow, at, succeeded=True, seen=admission.state)
             if isinstance(exc, PayerBridgeError):  # a refusal: its own event, then its move
-                made = _made(uow, clock, sent, REFUSED, exc, at=at)
+                made = _made(uow, sent, REFUSED, exc)
                 uow.audit.record(partner_call_event(exchange_id, made, _calls(failed)))
             raise
         record_outcome(uow, at, succeeded=True, seen=admission.state)
-        answered = _made(uow, clock, sent, ANSWERED, at=at)
+        answered = _made(uow, sent, ANSWERED)
         return CallOutcome(value=value, call=answered, failed_over=_calls(failed))
     if failed:
         made, error = failed[-1]
@@ -249,23 +249,25 @@ def _calls(failed: list[tuple[PartnerCall, PartnerUnavailable]]) -> tuple[Partne
     return tuple(made for made, _ in failed)
 
 
+@dataclass(frozen=True)
+class _Sent:
+    """A call of the step's attempt, sent ``at`` an endpoint of the partner, when."""
+
+    clock: StepClock
+    at: Partner
+    when: datetime
+
+
 def _made(
-    uow: ExchangeUnit,
-    clock: StepClock,
-    sent: datetime,
-    outcome: str,
-    error: Exception | None = None,
-    *,
-    at: Partner,
+    uow: ExchangeUnit, sent: _Sent, outcome: str, error: Exception | None = None
 ) -> PartnerCall:
-    """The call sent at ``sent`` to the partner ``at`` an endpoint, as it ended now; an
-    answer taken was HTTP 200."""
-    latency = uow.clock() - sent
+    """The call ``sent``, as it ended now; an answer taken was HTTP 200."""
+    latency = uow.clock() - sent.when
     return PartnerCall(
-        step=clock.step,
-        attempt=clock.attempt,
-        endpoint=at.fhir_base,
-        at=sent,
+        step=sent.clock.step,
+        attempt=sent.clock.attempt,
+        endpoint=sent.at.fhir_base,
+        at=sent.when,
         latency_ms=max(0, round(latency.total_seconds() * 1000)),
         outcome=outcome,
         status=200 if error is None else getattr(error, "status", None),

@@ -167,13 +167,10 @@ def _select_route(
         if breaker.status is BreakerStatus.OPEN and breaker.open_until is not None:
             open_until[endpoint.base] = breaker.open_until
     plan = plan_endpoints(partner.endpoints, open_until, now)
+    if len(partner.endpoints) == 1:
+        plan = replace(plan, considered=())  # one endpoint: nothing to explain
     route = decide_route(
-        plan.first,
-        uow.partners.capabilities(partner.id),
-        now=now,
-        operations=partner.operations,
-        circuit_open_until=plan.circuit_open_until,
-        endpoints=plan.considered if len(partner.endpoints) > 1 else (),
+        plan, uow.partners.capabilities(partner.id), now=now, operations=partner.operations
     )
     detail = {"partner_id": partner.id, "endpoint": plan.first, "route": route.to_json()}
     if not route.routable:
