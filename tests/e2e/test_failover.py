@@ -12,6 +12,7 @@ and PostgreSQL. One new payer and one old payer serve the module; an endpoint th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
@@ -153,3 +154,22 @@ def test_an_endpoint_that_is_off_is_never_called(payers: Payers) -> None:
         assert first["url"] == payers.fhir
         calls = client.get(f"{location}/audit").json()["partner_calls"]
     assert calls and {c["endpoint"] for c in calls} == {payers.fhir}, calls
+
+
+def test_the_cli_registers_a_partner_with_another_endpoint_to_fail_over_to(
+    payers: Payers,
+) -> None:
+    stopped = _stopped()
+    added = payers.new.cli(
+        "partners", "add", "--id", "cli-sites", "--name", "CLI Sites",
+        "--npi", payers.old.env["PAYERBRIDGE_ORG_NPI"], "--base-url", stopped,
+        "--also", payers.fhir,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    shown = payers.new.cli("partners", "show", "cli-sites")
+    assert shown.returncode == 0, shown.stderr
+    endpoints = json.loads(shown.stdout)["endpoints"]
+    assert [(e["url"], e["priority"], e["status"]) for e in endpoints] == [
+        (stopped, 0, "active"),
+        (payers.fhir, 1, "active"),
+    ]

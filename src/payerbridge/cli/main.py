@@ -349,13 +349,22 @@ def partners_add(
         typer.Option(help="Its token endpoint; unset: read from its SMART configuration."),
     ] = None,
     scope: Annotated[str | None, typer.Option(help="The scopes we ask it for.")] = None,
+    also: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--also",
+            help="Another FHIR base at which it answers (a region, a recovery site): "
+            "exchanges fail over to it, in the order given, when base_url does not answer.",
+        ),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Register (or update) a partner payer; a changed endpoint is checked first, and a
     UDAP partner is registered with."""
     from payerbridge.routing.enrolment import EnrolPartner, enrol_partner
-    from payerbridge.routing.model import DEFAULT_PARTNER_SCOPE, Partner
+    from payerbridge.routing.model import DEFAULT_PARTNER_SCOPE, Partner, PartnerEndpoint
 
+    urls = [base_url, *(also or [])]
     partner = Partner(
         PartnerId(partner_id),
         name,
@@ -365,6 +374,7 @@ def partners_add(
         token_url=token_url,
         scope=scope or DEFAULT_PARTNER_SCOPE,
         auth=auth or PartnerAuth.NONE,
+        endpoints=tuple(PartnerEndpoint(url, n) for n, url in enumerate(urls)),
     )
     enrolled = _with_directory(
         data_dir, lambda uow: enrol_partner(EnrolPartner(partner, cli_actor()), uow)
