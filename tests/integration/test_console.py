@@ -31,7 +31,7 @@ from payerbridge.delivery.unit import DestinationUnit
 from payerbridge.errors import NotFound, TooManyAttempts, Unauthenticated
 from payerbridge.exchange.model import ExchangeState, Move, Stamp
 from payerbridge.routing.enrolment import StorePartner, store_partner
-from payerbridge.routing.model import Partner
+from payerbridge.routing.model import EndpointStatus, Partner, PartnerEndpoint
 from payerbridge.security.limits import RateLimiter
 from payerbridge.security.model import Rate, Role
 from payerbridge.security.operator_accounts import (
@@ -702,3 +702,22 @@ def test_where_the_plan_asks_a_second_operator_a_grant_waits_for_their_approval(
         trail = [(e["action"], e["outcome"]) for e in events(platform, "Operator", asker_name)]
         assert trail.count(("console.break-glass-approval", "failure")) == 2
         assert trail.count(("console.break-glass-approval", "success")) == 1
+
+
+def test_a_partners_page_lists_its_endpoints_in_the_order_exchanges_call_them(
+    platform: Platform, browser: Callable[[], TestClient], accounts: dict[Role, str]
+) -> None:
+    endpoints = (
+        PartnerEndpoint("http://dr.two/fhir", 5, source="directory sandbox"),
+        PartnerEndpoint("http://old.two/fhir", 0, versions=("2.2",)),
+        PartnerEndpoint("http://gone.two/fhir", -1, EndpointStatus.OFF, note="retired"),
+    )
+    two = Partner("two-sites", "Two Sites", "1245319599", "", endpoints=endpoints)
+    store_partner(StorePartner(two, "test"), platform.units.partners())
+    client = signed_in(browser, accounts[Role.OPERATOR])
+    page = client.get("/console/partners/two-sites")
+    assert page.status_code == 200
+    table = page.text[page.text.index('id="endpoints"') :]
+    places = [table.index(url) for url in ("gone.two", "old.two", "dr.two")]
+    assert places == sorted(places)  # by priority: the one off first, never called
+    assert "retired" in table and "directory sandbox" in table and "2.2" in table

@@ -21,6 +21,7 @@ from payerbridge.errors import InvalidInput, Issue, PayerBridgeError
 from payerbridge.exchange.calls.breaker import as_seen
 from payerbridge.exchange.model import BreakerState
 from payerbridge.logging import current_request_id
+from payerbridge.routing.endpoints import in_call_order
 from payerbridge.routing.enrolment import (
     RefreshPartner,
     SetOperations,
@@ -76,6 +77,10 @@ def _partner_view(visit: Visit, partner_id: PartnerId, flash: Flash = NO_FLASH) 
     context: dict[str, Any] = {
         "partner": partner,
         "breaker": as_seen(uow.breakers.get(partner.fhir_base), now),
+        "endpoints": [
+            (endpoint, as_seen(uow.breakers.get(endpoint.base), now))
+            for endpoint in in_call_order(partner.endpoints)
+        ],
         "capabilities": uow.partners.capabilities(partner.id),
         "last_refresh": last_refresh,
         "changes": (last_refresh or {}).get("detail", {}).get("changes", []),
