@@ -109,32 +109,45 @@ def endpoint_issues(endpoints: Sequence[PartnerEndpoint]) -> list[Issue]:
 @dataclass(frozen=True)
 class EndpointPlan:
     """Where an exchange calls a partner, decided now: ``first`` (the first active
-    endpoint by priority whose circuit is closed, else the first active one), every
-    endpoint with why it is first, next or skipped, and, when every active endpoint's
-    circuit is open, the earliest they may be tried again."""
+    endpoint by priority that is neither in its maintenance window nor behind an open
+    circuit, else the first active one), every endpoint with why it is first, next or
+    skipped, and, when every active endpoint is held, when the first is free again,
+    why, and whether that wait was planned (a maintenance window)."""
 
     first: str
     considered: tuple[tuple[str, str], ...]  # (url, why)
-    circuit_open_until: datetime | None = None
+    held_until: datetime | None = None
+    held_reason: str | None = None  # None with ``held_until``: an open circuit
+    held_planned: bool = False
 
 
 def plan_endpoints(
-    endpoints: Sequence[PartnerEndpoint], open_until: Mapping[str, datetime], now: datetime
+    endpoints: Sequence[PartnerEndpoint],
+    open_until: Mapping[str, datetime],
+    now: datetime,
+    windows: Mapping[str, tuple[datetime, str]] | None = None,
 ) -> EndpointPlan:
-    """The plan over ``endpoints`` given each base's open circuit (``open_until``)."""
+    """The plan over ``endpoints`` given each base's open circuit (``open_until``) and
+    maintenance window (``windows``: its end and why)."""
     considered: list[tuple[str, str]] = []
     usable: list[PartnerEndpoint] = []
-    waits: list[datetime] = []
+    held: list[tuple[datetime, str | None, bool]] = []  # (free at, why, planned)
     for endpoint in in_call_order(endpoints):
         versions = f", PDex {'/'.join(endpoint.versions)}" if endpoint.versions else ""
         where = f"priority {endpoint.priority}{versions}, from {endpoint.source}"
         until = open_until.get(endpoint.base)
+        window = (windows or {}).get(endpoint.base)
         if endpoint.status is EndpointStatus.OFF:
             considered.append(
                 (endpoint.url, f"skipped: off ({endpoint.note or 'no reason given'})")
             )
+        elif window is not None:
+            end, why = window
+            text = f"in its maintenance window until {end.isoformat()} ({why})"
+            held.append((end, text, True))
+            considered.append((endpoint.url, f"skipped: {text} ({where})"))
         elif until is not None and until > now:
-            waits.append(until)
+            held.append((until, None, False))
             considered.append(
                 (endpoint.url, f"skipped: its circuit is open until {until.isoformat()} ({where})")
             )
@@ -150,4 +163,7 @@ def plan_endpoints(
     if usable:
         return EndpointPlan(usable[0].url, tuple(considered))
     first = (active or in_call_order(endpoints))[0].url
-    return EndpointPlan(first, tuple(considered), min(waits) if waits else None)
+    if not held:
+        return EndpointPlan(first, tuple(considered))
+    free_at, reason, planned = min(held, key=lambda h: h[0])
+    return EndpointPlan(first, tuple(considered), free_at, reason, planned)

@@ -18,9 +18,15 @@ from datetime import datetime
 from typing import Any
 
 from payerbridge.audit.model import AuditEvent
-from payerbridge.errors import Issue, NotFound, UnprocessableRequest
+from payerbridge.errors import InvalidInput, Issue, NotFound, UnprocessableRequest
 from payerbridge.routing.capabilities import Capabilities, changes
-from payerbridge.routing.model import Partner, PartnerAuth, repointed, validate_partner
+from payerbridge.routing.model import (
+    Operations,
+    Partner,
+    PartnerAuth,
+    repointed,
+    validate_partner,
+)
 from payerbridge.routing.operations import parse_operations
 from payerbridge.routing.ports import PartnerDiscovery, PartnerRegistry
 from payerbridge.routing.unit import PartnersUnit
@@ -167,6 +173,7 @@ def set_operations(command: SetOperations, uow: PartnersUnit) -> Partner:
     windows), audited; the partner as it now stands."""
     partner_id, registry = command.partner_id, uow.partners
     operations = parse_operations(command.document)
+    _windows_on_endpoints(registered(registry, partner_id), operations)
     with uow:
         replaced = registry.set_operations(uow, partner_id, operations)
         if replaced is None:
@@ -184,6 +191,23 @@ def set_operations(command: SetOperations, uow: PartnersUnit) -> Partner:
             )
         )
     return registered(registry, partner_id)  # as stored, with the operations just set
+
+
+def _windows_on_endpoints(partner: Partner, operations: Operations) -> None:
+    """InvalidInput naming each maintenance window held to an endpoint the partner does
+    not have (a window nobody would ever be held by)."""
+    bases = {endpoint.base for endpoint in partner.endpoints}
+    issues = [
+        Issue(
+            f"the partner has no endpoint {window.endpoint}; its endpoints are "
+            f"{', '.join(sorted(bases))}",
+            f"maintenance[{n}].endpoint",
+        )
+        for n, window in enumerate(operations.maintenance)
+        if window.endpoint is not None and window.endpoint not in bases
+    ]
+    if issues:
+        raise InvalidInput("the partner's operations are not valid", issues=issues)
 
 
 def registered(registry: PartnerRegistry, partner_id: PartnerId) -> Partner:

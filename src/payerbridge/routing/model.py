@@ -74,6 +74,7 @@ class MaintenanceWindow:
     local_start: time | None = None
     local_end: time | None = None
     zone: str | None = None
+    endpoint: str | None = None  # the FHIR base of the one endpoint it holds; None: all
 
     def ends_after(self, now: datetime) -> datetime | None:
         """When the window ends, if ``now`` is inside it."""
@@ -94,11 +95,13 @@ class MaintenanceWindow:
         return None
 
     def to_json(self) -> dict[str, Any]:
+        held = {"endpoint": self.endpoint} if self.endpoint else {}
         if self.start is not None and self.end is not None:
             return {
                 "start": self.start.isoformat(),
                 "end": self.end.isoformat(),
                 "reason": self.reason,
+                **held,
             }
         assert self.day is not None and self.local_start and self.local_end
         return {
@@ -107,11 +110,13 @@ class MaintenanceWindow:
             "end": self.local_end.strftime("%H:%M"),
             "zone": self.zone,
             "reason": self.reason,
+            **held,
         }
 
     @classmethod
     def from_json(cls, item: Mapping[str, Any]) -> MaintenanceWindow:
         """A window as kept (``to_json``'s form)."""
+        endpoint = item.get("endpoint")
         if "weekly" in item:
             return cls(
                 item["reason"],
@@ -119,9 +124,10 @@ class MaintenanceWindow:
                 local_start=time.fromisoformat(item["start"]),
                 local_end=time.fromisoformat(item["end"]),
                 zone=item["zone"],
+                endpoint=endpoint,
             )
         start, end = (datetime.fromisoformat(item[k]).astimezone(UTC) for k in ("start", "end"))
-        return cls(item["reason"], start=start, end=end)
+        return cls(item["reason"], start=start, end=end, endpoint=endpoint)
 
 
 @dataclass(frozen=True)
@@ -170,9 +176,16 @@ class Operations:
     exchange_budget_seconds: float | None = None
     contacts: tuple[Contact, ...] = ()
 
-    def in_maintenance(self, now: datetime) -> tuple[datetime, str] | None:
-        """The latest end among the windows ``now`` is in, with their reasons."""
-        inside = [(end, w.reason) for w in self.maintenance if (end := w.ends_after(now))]
+    def in_maintenance(
+        self, now: datetime, endpoint: str | None = None
+    ) -> tuple[datetime, str] | None:
+        """The latest end among the windows ``now`` is in, with their reasons: the
+        partner's own (every endpoint's) or, given an ``endpoint``'s base, that one's."""
+        inside = [
+            (end, w.reason)
+            for w in self.maintenance
+            if w.endpoint == endpoint and (end := w.ends_after(now))
+        ]
         if not inside:
             return None
         return max(end for end, _ in inside), "; ".join(reason for _, reason in inside)

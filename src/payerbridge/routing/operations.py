@@ -13,6 +13,7 @@ maintenance window is waited for until the window ends.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -164,14 +165,30 @@ def _window(item: Any, where: str, issues: list[Issue]) -> MaintenanceWindow | N
     if not isinstance(item, Mapping):
         issues.append(Issue("a window is an object", where))
         return None
-    allowed = {"start", "end", "reason", "weekly", "zone"}
+    allowed = {"start", "end", "reason", "weekly", "zone", "endpoint"}
     issues += [Issue(f"unknown field '{k}'", f"{where}.{k}") for k in sorted(set(item) - allowed)]
     reason = item.get("reason")
     if not isinstance(reason, str) or not reason.strip():
         issues.append(Issue("say why (reason): operators and exchanges show it", f"{where}.reason"))
         reason = ""
-    if "weekly" in item:
-        return _weekly(item, reason, where, issues)
+    endpoint = item.get("endpoint")
+    if endpoint is not None and (not isinstance(endpoint, str) or "://" not in endpoint):
+        text = "endpoint is the FHIR base of one of the partner's endpoints (unset: all of them)"
+        issues.append(Issue(text, f"{where}.endpoint"))
+        endpoint = None
+    found = (
+        _weekly(item, reason, where, issues)
+        if "weekly" in item
+        else _once(item, reason, where, issues)
+    )
+    if found is None or endpoint is None:
+        return found
+    return replace(found, endpoint=endpoint.rstrip("/"))
+
+
+def _once(
+    item: Mapping[str, Any], reason: str, where: str, issues: list[Issue]
+) -> MaintenanceWindow | None:
     start, end = (_instant(item.get(k), f"{where}.{k}", issues) for k in ("start", "end"))
     if start is None or end is None:
         return None

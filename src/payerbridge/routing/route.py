@@ -115,7 +115,7 @@ def decide_route(
     endpoints' circuits are all open, is waited for: until the window ends, which does
     not count against the exchange's budget, or until a circuit may half-open."""
     plan = EndpointPlan(where, ()) if isinstance(where, str) else where
-    endpoint, circuit_open_until, endpoints = plan.first, plan.circuit_open_until, plan.considered
+    endpoint, endpoints = plan.first, plan.considered
     rejected: list[tuple[str, str]] = []
     notes: list[str] = []
     if capabilities is None:
@@ -138,16 +138,25 @@ def decide_route(
     if maintenance is not None:
         wait_until, planned = maintenance[0], True
         wait_reason = f"in its maintenance window until {wait_until.isoformat()} ({maintenance[1]})"
-    if now is not None and circuit_open_until is not None and circuit_open_until > now:
-        outlasts_window = wait_until is None or circuit_open_until > wait_until
-        if outlasts_window:
-            wait_until, planned = circuit_open_until, False
-            wait_reason = (
-                "its endpoint's circuit is open after repeated failures, until "
-                f"{circuit_open_until.isoformat()}"
-            )
+    held_until = plan.held_until
+    # Held past the partner's own window (if any): waited for until the first is free.
+    if (
+        now is not None
+        and held_until is not None
+        and held_until > now
+        and (wait_until is None or held_until > wait_until)
+    ):
+        wait_until, planned = held_until, plan.held_planned
+        wait_reason = plan.held_reason or (
+            "its endpoint's circuit is open after repeated failures, until "
+            f"{held_until.isoformat()}"
+        )
     if wait_reason is not None:
-        held = "the partner has one endpoint and it is" if len(endpoints) < 2 else "it is"
+        held = (
+            "the partner has one endpoint and it is"
+            if len(endpoints) < 2
+            else "every endpoint is held; the first to be free is"
+        )
         notes.append(f"waits: {held} {wait_reason}")
     if len(endpoints) > 1:
         notes.append("an endpoint that does not answer is failed over to the next")

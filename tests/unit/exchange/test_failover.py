@@ -7,7 +7,7 @@ endpoint with why it is first, next or skipped."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from hypothesis import given, settings
@@ -18,7 +18,7 @@ from payerbridge.exchange.model import ExchangeState
 from payerbridge.exchange.ports import ProbeAnswer, RecordRead, Retrieved
 from payerbridge.fhir.member_match import MemberMatchResult
 from payerbridge.routing.endpoints import EndpointStatus, PartnerEndpoint, plan_endpoints
-from payerbridge.routing.model import Partner
+from payerbridge.routing.model import MaintenanceWindow, Partner
 from payerbridge.routing.operations import Operations
 from payerbridge.types import ExchangeId
 from tests.fakes import FakeClock, FakePartnerClient
@@ -180,7 +180,7 @@ def test_a_plan_skips_what_is_off_and_what_is_open_and_waits_when_nothing_is_lef
         PartnerEndpoint("http://c/fhir", 2),
     )
     plan = plan_endpoints(endpoints, {"http://a/fhir": now + timedelta(seconds=30)}, now)
-    assert plan.first == "http://c/fhir" and plan.circuit_open_until is None
+    assert plan.first == "http://c/fhir" and plan.held_until is None
     assert [why.split(":")[0].split(" (")[0] for _, why in plan.considered] == [
         "skipped",
         "skipped",
@@ -192,4 +192,58 @@ def test_a_plan_skips_what_is_off_and_what_is_open_and_waits_when_nothing_is_lef
     }
     waiting = plan_endpoints(endpoints, both_open, now)
     assert waiting.first == "http://a/fhir"
-    assert waiting.circuit_open_until == now + timedelta(seconds=10)
+    assert waiting.held_until == now + timedelta(seconds=10) and not waiting.held_planned
+    # c in its maintenance window, a behind its circuit: the first free is waited for.
+    window = {"http://c/fhir": (now + timedelta(seconds=20), "patching")}
+    held = plan_endpoints(endpoints, {"http://a/fhir": now + timedelta(seconds=30)}, now, window)
+    assert (held.held_until, held.held_planned) == (now + timedelta(seconds=20), True)
+    assert held.held_reason is not None and "patching" in held.held_reason
+
+
+def test_an_endpoint_in_its_maintenance_window_is_not_called_and_the_next_is() -> None:
+    clock = FakeClock()
+    partner = _partner([_Endpoint(0, False, (0, 0)), _Endpoint(1, False, (0, 0))])
+    window = MaintenanceWindow(
+        "patching",
+        start=clock.now - timedelta(minutes=5),
+        end=clock.now + timedelta(hours=1),
+        endpoint="http://site0/fhir",
+    )
+    partner = replace(partner, operations=Operations(maintenance=(window,)))
+    client = Endpoints(clock, {})
+    ports = _ports(client, clock, partner)
+
+    [exchange_id] = _run(ports, clock, [0])
+
+    assert ports.exchanges.get(exchange_id).state is S.COMPLETED
+    assert {base for _, _, base, _ in client.sent} == {"http://site1/fhir"}
+    events = ports.audit.for_entity("Exchange", exchange_id)
+    routed = next(e for e in events if e["outcome"] == "route_selected")
+    [skipped, first] = routed["detail"]["route"]["endpoints"]
+    assert skipped["why"].startswith("skipped: in its maintenance window until")
+    assert first["url"] == "http://site1/fhir"
+
+
+def test_every_endpoint_in_its_window_the_exchange_waits_for_the_first_to_end() -> None:
+    clock = FakeClock()
+    partner = _partner([_Endpoint(0, False, (0, 0)), _Endpoint(1, False, (0, 0))])
+    windows = tuple(
+        MaintenanceWindow(
+            "patching",
+            start=clock.now - timedelta(minutes=5),
+            end=clock.now + timedelta(seconds=seconds),
+            endpoint=f"http://site{n}/fhir",
+        )
+        for n, seconds in ((0, 120), (1, 60))
+    )
+    partner = replace(partner, operations=Operations(maintenance=windows))
+    client = Endpoints(clock, {})
+    ports = _ports(client, clock, partner)
+    t0 = clock.now
+
+    [exchange_id] = _run(ports, clock, [0])
+
+    assert ports.exchanges.get(exchange_id).state is S.COMPLETED
+    first_call = min(at for at, _, _, _ in client.sent)
+    assert first_call >= t0 + timedelta(seconds=60)
+    assert client.sent[0][2] == "http://site1/fhir"  # free first, though second by priority

@@ -201,8 +201,12 @@ def call_partner(
         return _park(uow, clock, *held)
     failed: list[tuple[PartnerCall, PartnerUnavailable]] = []
     probes: list[datetime] = []  # when each endpoint held back by its breaker may be tried
+    windows: list[tuple[datetime, str]] = []  # endpoints in their own maintenance windows
     for endpoint in partner.call_order():
         at = partner.at(endpoint)
+        if (window := partner.operations.in_maintenance(now, endpoint.base)) is not None:
+            windows.append(window)
+            continue
         admission = admit_call(uow, at, uow.clock())
         if not admission.allowed:
             probes.extend([admission.retry_at] if admission.retry_at else [])
@@ -230,8 +234,12 @@ def call_partner(
     if failed:
         made, error = failed[-1]
         return _retry_later(uow, clock, error, made, _calls(failed[:-1]))
-    # Every endpoint's breaker is open: wait for the first probe.
+    # Every endpoint is held: wait for the first to be free (a window's end, a probe).
     until = min(probes) if probes else None
+    if windows and (until is None or min(windows)[0] < until):
+        end, why = min(windows)
+        text = f"{_IN_MAINTENANCE}{end.isoformat()} ({why})"
+        return _park(uow, clock, ExchangeReason.MAINTENANCE, text, end)
     return _park(uow, clock, ExchangeReason.CIRCUIT_OPEN, PARKED_FOR_BREAKER, until)
 
 

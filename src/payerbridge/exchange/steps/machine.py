@@ -161,12 +161,14 @@ def _select_route(
     commit left it. Decided from the directory's last reading of the partner and the live
     state of its endpoint, again on every replay."""
     now = uow.clock()
-    open_until = {}
+    open_until, windows = {}, {}
     for endpoint in partner.endpoints:
         breaker = uow.breakers.get(endpoint.base)
         if breaker.status is BreakerStatus.OPEN and breaker.open_until is not None:
             open_until[endpoint.base] = breaker.open_until
-    plan = plan_endpoints(partner.endpoints, open_until, now)
+        if (window := partner.operations.in_maintenance(now, endpoint.base)) is not None:
+            windows[endpoint.base] = window
+    plan = plan_endpoints(partner.endpoints, open_until, now, windows)
     if len(partner.endpoints) == 1:
         plan = replace(plan, considered=())  # one endpoint: nothing to explain
     route = decide_route(
