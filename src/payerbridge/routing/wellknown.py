@@ -39,6 +39,7 @@ __all__ = [
     "our_wellknown",
     "read_wellknown",
     "wellknown_location",
+    "wellknown_locations",
     "wellknown_source",
 ]
 
@@ -89,6 +90,12 @@ def wellknown_location(base_url: str) -> str:
 def wellknown_source(location: str) -> str:
     """The ``source`` of endpoints read from the document at ``location``."""
     return f"{_SOURCE_PREFIX}{location}"
+
+
+def wellknown_locations(endpoints: Sequence[PartnerEndpoint]) -> list[str]:
+    """The davinci-configuration documents ``endpoints`` were read from, in order."""
+    found = [e.source.removeprefix(_SOURCE_PREFIX) for e in endpoints]
+    return list(dict.fromkeys(f for e, f in zip(endpoints, found, strict=True) if e.source != f))
 
 
 def our_wellknown(npi: str, base_url: str, pdex_version: str | None) -> dict[str, Any]:

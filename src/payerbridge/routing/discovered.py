@@ -1,0 +1,139 @@
+"""Registering a partner from its HRex ``.well-known/davinci-configuration`` alone
+(ADR 0061): the location an operator was given, or the one a member's old Coverage
+carries. The document gives the payer endpoints and, when its identifier is an NPI, the
+NPI; the rest is the operator's to give or is found: the id from the host, the name from
+the partner's CapabilityStatement. The partner then goes through ``enrol_partner`` as
+any other registration does (its CapabilityStatement, SMART or UDAP read, its addresses
+checked, audited, with the document named as where its endpoints came from).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import urlsplit
+
+from payerbridge.errors import Issue, UnprocessableRequest
+from payerbridge.routing.enrolment import Enrolled, EnrolPartner, enrol_partner
+from payerbridge.routing.model import DEFAULT_PARTNER_SCOPE, Partner, PartnerAuth, validate_partner
+from payerbridge.routing.ports import PartnerDiscovery
+from payerbridge.routing.unit import PartnersUnit
+from payerbridge.routing.wellknown import (
+    WellknownReading,
+    coverage_wellknown,
+    endpoints_replaced,
+    read_wellknown,
+)
+from payerbridge.types import PartnerId
+
+__all__ = ["DiscoverPartner", "Discovered", "PartnerAccess", "discover_partner"]
+
+
+@dataclass(frozen=True)
+class PartnerAccess:
+    """How we get a token from the partner, as for any registration."""
+
+    auth: PartnerAuth = PartnerAuth.NONE
+    client_id: str | None = None
+    token_url: str | None = None
+    scope: str = DEFAULT_PARTNER_SCOPE
+
+
+@dataclass(frozen=True)
+class DiscoverPartner:
+    """A partner to register from the davinci-configuration at ``wellknown_url``, or at
+    the location ``coverage`` (a member's Coverage from that payer) carries; ``id``,
+    ``name`` and ``npi`` when the operator gives them."""
+
+    actor: str
+    wellknown_url: str | None = None
+    coverage: Any = None
+    id: str | None = None
+    name: str | None = None
+    npi: str | None = None
+    access: PartnerAccess = field(default_factory=PartnerAccess)
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Discovered:
+    enrolled: Enrolled
+    reading: WellknownReading
+
+
+def discover_partner(command: DiscoverPartner, uow: PartnersUnit) -> Discovered:
+    """Read the document, build the partner and enrol it; UnprocessableRequest naming
+    what is wrong (the document, an NPI it does not give or contradicts), with nothing
+    stored."""
+    location = _location(command)
+    reading = read_wellknown(uow.discovery.wellknown(location), location)
+    partner_id = PartnerId(command.id or _id_from(location))
+    access = command.access
+    partner = Partner(
+        partner_id,
+        command.name or _host(location),
+        _npi(reading, command.npi),
+        "",
+        client_id=access.client_id,
+        token_url=access.token_url,
+        scope=access.scope,
+        auth=access.auth,
+        endpoints=reading.endpoints,
+    )
+    before = uow.partners.get(partner_id)
+    if before is not None:  # the operator's and a directory's endpoints stay
+        endpoints, _ = endpoints_replaced(before.endpoints, reading)
+        partner = replace(partner, endpoints=endpoints, operations=before.operations)
+    if command.name is None:  # asked of its CapabilityStatement once it may be called
+        validate_partner(partner)
+        uow.discovery.check_endpoints(partner)
+        partner = replace(partner, name=_published_name(uow.discovery, partner))
+    enrol = EnrolPartner(partner, command.actor, command.request_id, wellknown=location)
+    return Discovered(enrol_partner(enrol, uow), reading)
+
+
+def _location(command: DiscoverPartner) -> str:
+    if (command.wellknown_url is None) == (command.coverage is None):
+        text = "give wellknown_url or a coverage carrying one, not both"
+        raise UnprocessableRequest(text, issues=[Issue(text, "wellknown_url", "required")])
+    if command.wellknown_url is not None:
+        return command.wellknown_url
+    return coverage_wellknown(command.coverage)
+
+
+def _npi(reading: WellknownReading, given: str | None) -> str:
+    """The document's NPI, or the operator's where the document names none; the two
+    must agree when both are given."""
+    found = reading.npi
+    if found is not None and given is not None and given != found:
+        text = (
+            "npi differs from the NPI the partner's davinci-configuration names; leave it "
+            "out, or ask the partner which is right"
+        )
+        raise UnprocessableRequest(text, issues=[Issue(text, "npi", "conflict")])
+    if found is None and given is None:
+        text = "the partner's davinci-configuration names no valid NPI (its identifier is "
+        text += "another kind): give npi"
+        raise UnprocessableRequest(text, issues=[Issue(text, "npi", "required")])
+    return found or given or ""
+
+
+def _published_name(discovery: PartnerDiscovery, partner: Partner) -> str:
+    """The name the partner's CapabilityStatement gives (publisher, else name); the host
+    when it gives none or cannot be read (enrolment then says why)."""
+    try:
+        named = discovery.read(partner).get("publisher")
+    except UnprocessableRequest:
+        return partner.name
+    return named if isinstance(named, str) and named.strip() else partner.name
+
+
+def _host(location: str) -> str:
+    return urlsplit(location).netloc.lower()
+
+
+def _id_from(location: str) -> str:
+    """A partner id from the document's host (and port): lower case, each run of other
+    characters a '-', at most 64."""
+    return re.sub(r"[^a-z0-9]+", "-", _host(location)).strip("-")[:64].rstrip("-") or "partner"
