@@ -260,10 +260,7 @@ class Settings(BaseSettings):
         "are those decided at the first page, kept for this long.",
     )
     bulk_client_concurrency: int = Field(
-        default=2,
-        ge=1,
-        description="Bulk jobs ($bulk-member-match) of one client running at once, across "
-        "every worker.",
+        default=2, ge=1, description="Bulk jobs of one client running at once, on all workers."
     )
     bulk_worker_concurrency: int = Field(
         default=4, ge=1, description="Bulk jobs one worker runs at once."
@@ -353,6 +350,12 @@ class Settings(BaseSettings):
     )
     pdex_version: Literal["2.0.0", "2.1.0", "2.2.0"] | None = Field(
         default=None, description="The PDex version this server declares; unset: none named."
+    )
+    wellknown_refresh_hours: float = Field(
+        default=24.0,
+        ge=0,
+        description="A partner's davinci-configuration is read again by the upkeep (its "
+        "endpoints from it replaced, audited) once its last reading is this old; 0: never.",
     )
     wellknown_on_coverage: bool = Field(
         default=False,

@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from payerbridge.errors import Issue, UnprocessableRequest
-from payerbridge.routing.enrolment import Enrolled, EnrolPartner, enrol_partner
+from payerbridge.errors import Issue, PayerBridgeError, UnprocessableRequest
+from payerbridge.routing.enrolment import (
+    Enrolled,
+    EnrolPartner,
+    RefreshPartner,
+    enrol_partner,
+    refresh_partner,
+)
 from payerbridge.routing.model import DEFAULT_PARTNER_SCOPE, Partner, PartnerAuth, validate_partner
 from payerbridge.routing.ports import PartnerDiscovery
 from payerbridge.routing.unit import PartnersUnit
@@ -23,11 +30,21 @@ from payerbridge.routing.wellknown import (
     WellknownReading,
     coverage_wellknown,
     endpoints_replaced,
+    is_refresh_due,
     read_wellknown,
+    wellknown_locations,
 )
 from payerbridge.types import PartnerId
 
-__all__ = ["DiscoverPartner", "Discovered", "PartnerAccess", "discover_partner"]
+__all__ = [
+    "DiscoverPartner",
+    "Discovered",
+    "PartnerAccess",
+    "RefreshDiscovered",
+    "RefreshRun",
+    "discover_partner",
+    "refresh_discovered",
+]
 
 
 @dataclass(frozen=True)
@@ -91,6 +108,45 @@ def discover_partner(command: DiscoverPartner, uow: PartnersUnit) -> Discovered:
         partner = replace(partner, name=_published_name(uow.discovery, partner))
     enrol = EnrolPartner(partner, command.actor, command.request_id, wellknown=location)
     return Discovered(enrol_partner(enrol, uow), reading)
+
+
+@dataclass(frozen=True)
+class RefreshDiscovered:
+    """The scheduled re-reading: partners whose last reading is ``interval`` old at
+    ``now``, at most ``limit`` of them (the rest at the next run)."""
+
+    now: datetime
+    interval: timedelta
+    limit: int = 8
+    actor: str = "payerbridge"
+
+
+@dataclass(frozen=True)
+class RefreshRun:
+    changed: dict[PartnerId, tuple[str, ...]]  # each partner read, with what it changed
+    failed: dict[PartnerId, str]  # why a partner could not be read (nothing changed)
+
+
+def refresh_discovered(command: RefreshDiscovered, uow: PartnersUnit) -> RefreshRun:
+    """Refresh (``refresh_partner``) each partner whose endpoints came from a
+    davinci-configuration and whose last reading is due; one that fails keeps what it
+    had and is named with why."""
+    changed: dict[PartnerId, tuple[str, ...]] = {}
+    failed: dict[PartnerId, str] = {}
+    for partner in uow.partners.list():
+        if len(changed) + len(failed) >= command.limit:
+            break
+        last = uow.partners.capabilities(partner.id)
+        due = is_refresh_due(last.read_at if last else None, command.now, command.interval)
+        if not due or not wellknown_locations(partner.endpoints):
+            continue
+        try:
+            refreshed = refresh_partner(RefreshPartner(partner.id, command.actor), uow)
+        except PayerBridgeError as exc:
+            failed[partner.id] = exc.text
+            continue
+        changed[partner.id] = refreshed.endpoint_changes
+    return RefreshRun(changed, failed)
 
 
 def _location(command: DiscoverPartner) -> str:

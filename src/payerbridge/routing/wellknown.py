@@ -19,6 +19,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,6 +37,7 @@ __all__ = [
     "coverage_wellknown",
     "document_etag",
     "endpoints_replaced",
+    "is_refresh_due",
     "our_wellknown",
     "read_wellknown",
     "wellknown_location",
@@ -96,6 +98,11 @@ def wellknown_locations(endpoints: Sequence[PartnerEndpoint]) -> list[str]:
     """The davinci-configuration documents ``endpoints`` were read from, in order."""
     found = [e.source.removeprefix(_SOURCE_PREFIX) for e in endpoints]
     return list(dict.fromkeys(f for e, f in zip(endpoints, found, strict=True) if e.source != f))
+
+
+def is_refresh_due(last_read: datetime | None, now: datetime, interval: timedelta) -> bool:
+    """Whether a partner read at ``last_read`` (None: never) is due for another reading."""
+    return last_read is None or now - last_read >= interval
 
 
 def our_wellknown(npi: str, base_url: str, pdex_version: str | None) -> dict[str, Any]:

@@ -7,18 +7,25 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from payerbridge.errors import UnprocessableRequest
-from payerbridge.routing.discovered import DiscoverPartner, discover_partner
+from payerbridge.routing.discovered import (
+    DiscoverPartner,
+    RefreshDiscovered,
+    RefreshRun,
+    discover_partner,
+    refresh_discovered,
+)
 from payerbridge.routing.endpoints import PartnerEndpoint
 from payerbridge.routing.enrolment import RefreshPartner, refresh_partner
 from payerbridge.routing.unit import PartnersUnit
 from payerbridge.routing.wellknown import WELLKNOWN_EXTENSION
 from payerbridge.types import PartnerId
-from tests.unit.routing.test_enrolment import Discovery, Registry
+from tests.unit.routing.test_enrolment import NOW, Discovery, Registry
 
 AT = "https://fhir.old-plan.example/.well-known/davinci-configuration"
 NPI = "1245319599"
@@ -178,3 +185,31 @@ def test_a_refresh_of_a_partner_no_document_named_reads_none() -> None:
     uow = PartnersUnit(registry, registry, discovery)
     refreshed = refresh_partner(RefreshPartner(PartnerId("old"), "ops"), uow)
     assert refreshed.endpoint_changes == ()
+
+
+def test_the_scheduled_refresh_reads_again_the_due_documents_only() -> None:
+    registry, discovery = Registry(), Discovery()
+    other = "https://fhir.other-plan.example/.well-known/davinci-configuration"
+    discovery.documents[AT] = document()
+    discovery.documents[other] = document(
+        npi="1234567893", **{PAYER: "https://fhir.other-plan.example/r4"}
+    )
+    discover(registry, discovery, id="old")
+    discover(registry, discovery, id="other", wellknown_url=other)
+    registry.partners[PartnerId("by-hand")] = replace(
+        registry.partners[PartnerId("old")],
+        id=PartnerId("by-hand"),
+        base_url="",
+        endpoints=(PartnerEndpoint("https://by-hand.example/fhir"),),
+    )
+    discovery.documents[AT] = document(**{f"{PAYER}#2.2": "https://fhir.old-plan.example/r4"})
+    discovery.documents[other] = b"[]"
+    uow = PartnersUnit(registry, registry, discovery)
+    run = refresh_discovered(RefreshDiscovered(NOW + timedelta(hours=23), timedelta(hours=24)), uow)
+    assert run == RefreshRun({}, {})  # read an hour ago: not due
+    run = refresh_discovered(RefreshDiscovered(NOW + timedelta(hours=24), timedelta(hours=24)), uow)
+    assert run.changed == {"old": ("removed https://fhir.old-plan.example/legacy",)}
+    assert list(run.failed) == ["other"] and "cannot be used" in run.failed[PartnerId("other")]
+    assert "by-hand" not in run.changed  # no document named its endpoints
+    limited = RefreshDiscovered(NOW + timedelta(days=9), timedelta(hours=24), limit=1)
+    assert len(refresh_discovered(limited, uow).changed) == 1
