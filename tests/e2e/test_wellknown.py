@@ -183,14 +183,7 @@ def test_a_partner_is_registered_from_its_document_alone_and_an_exchange_complet
         json.dumps({"resourceType": "Coverage", "extension": [{"url": extension, "valueUri": at}]})
     )
     ran = new.cli(
-        "partners",
-        "discover",
-        "--coverage",
-        str(coverage),
-        "--id",
-        "old-cli",
-        "--client-id",
-        "platform",
+        "partners", "discover", str(coverage), "--id", "old-cli", "--client-id", "platform"
     )
     assert ran.returncode == 0, ran.stderr
     assert f"partner 'old-cli' registered from {at}" in ran.stdout

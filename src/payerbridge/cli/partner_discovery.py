@@ -13,7 +13,7 @@ import typer
 from payerbridge import errors
 from payerbridge.cli.console import cli_actor, fail, opened_platform, out
 from payerbridge.cli.options import DataDir
-from payerbridge.routing.model import DEFAULT_PARTNER_SCOPE, PartnerAuth
+from payerbridge.routing.model import PartnerAuth
 
 __all__ = ["add_partner_discovery_command"]
 
@@ -23,50 +23,41 @@ def add_partner_discovery_command(partners_app: typer.Typer) -> None:
 
 
 def partners_discover(
-    wellknown_url: Annotated[
-        str | None,
-        typer.Argument(help="The partner's /.well-known/davinci-configuration URL."),
-    ] = None,
-    coverage: Annotated[
-        Path | None,
-        typer.Option(
-            help="Instead of the URL: a JSON file of a member's Coverage from that payer "
-            "carrying HRex's extension-CoverageDavinciWellknownLocation.",
-            exists=True,
-            dir_okay=False,
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="The partner's /.well-known/davinci-configuration URL, or a JSON file of a "
+            "member's Coverage from that payer carrying HRex's "
+            "extension-CoverageDavinciWellknownLocation."
         ),
-    ] = None,
+    ],
     partner_id: Annotated[
         str | None, typer.Option("--id", help="Short id; unset: from the host.")
-    ] = None,
-    name: Annotated[
-        str | None, typer.Option(help="Unset: its CapabilityStatement's publisher, else host.")
     ] = None,
     npi: Annotated[
         str | None, typer.Option(help="Needed when the document's identifier is no NPI.")
     ] = None,
-    auth: Annotated[PartnerAuth | None, typer.Option(help="smart, udap or none.")] = None,
-    client_id: Annotated[str | None, typer.Option(help="Our client id there (SMART).")] = None,
-    token_url: Annotated[str | None, typer.Option(help="Its token endpoint.")] = None,
-    scope: Annotated[str | None, typer.Option(help="The scopes we ask it for.")] = None,
+    client_id: Annotated[
+        str | None,
+        typer.Option(help="Our client id at its authorization server (SMART); unset: none."),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Read a partner's davinci-configuration, take its payer endpoints (newest PDex
-    version first) and its NPI, and register it as ``partners add`` does. Nothing is
-    stored when the document is not clean or names an endpoint on another origin."""
+    version first) and its NPI, and register it as ``partners add`` does, named as its
+    CapabilityStatement names it. Nothing is stored when the document is not clean or
+    names an endpoint on another origin. (UDAP, a token URL, a scope or a name of your
+    own: ``POST /partners/$discover``.)"""
     from payerbridge.routing.discovered import DiscoverPartner, PartnerAccess, discover_partner
 
-    access = PartnerAccess(
-        auth or PartnerAuth.NONE, client_id, token_url, scope or DEFAULT_PARTNER_SCOPE
-    )
+    is_url = source.startswith(("https://", "http://"))
     command = DiscoverPartner(
         cli_actor(),
-        wellknown_url=wellknown_url,
-        coverage=_coverage(coverage) if coverage is not None else None,
+        wellknown_url=source if is_url else None,
+        coverage=None if is_url else _coverage(Path(source)),
         id=partner_id,
-        name=name,
         npi=npi,
-        access=access,
+        access=PartnerAccess(PartnerAuth.SMART if client_id else PartnerAuth.NONE, client_id),
     )
     try:
         with opened_platform(data_dir) as platform:
@@ -85,8 +76,9 @@ def partners_discover(
 
 
 def _coverage(path: Path) -> Any:
+    """The Coverage in ``path``; InvalidInput (exit 2) when it is no JSON file."""
     try:
         return orjson.loads(path.read_bytes())
-    except orjson.JSONDecodeError as exc:
-        text = f"{path.name} is not JSON"
-        raise fail(errors.InvalidInput(text, issues=[errors.Issue(text, "coverage")])) from exc
+    except (OSError, orjson.JSONDecodeError) as exc:
+        text = f"{path} is neither an http(s) URL nor a readable JSON file of a Coverage"
+        raise fail(errors.InvalidInput(text, issues=[errors.Issue(text, "source")])) from exc
