@@ -43,7 +43,8 @@ def payers(
     module_server: Callable[..., ServerProcess], network: Path
 ) -> tuple[ServerProcess, ServerProcess, dict[str, Any]]:
     """The old payer (the partner to discover) and the new one, which the old one trusts
-    as its client ``platform``; no partner is registered yet."""
+    as its client ``platform`` and which puts its own location on the Coverage it links;
+    no partner is registered yet."""
     info = orjson.loads((network / "network.json").read_bytes())
     old = start_old(module_server, network, SETTINGS)
     new = module_server(
@@ -51,6 +52,8 @@ def payers(
         env={
             "PAYERBRIDGE_ORG_NAME": info["platform"]["name"],
             "PAYERBRIDGE_ORG_NPI": info["platform"]["npi"],
+            # Its $member-match names its own davinci-configuration on CoverageToLink.
+            "PAYERBRIDGE_WELLKNOWN_ON_COVERAGE": "true",
             **SETTINGS,
         },
     )

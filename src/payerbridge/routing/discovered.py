@@ -82,15 +82,19 @@ class Discovered:
 def discover_partner(command: DiscoverPartner, uow: PartnersUnit) -> Discovered:
     """Read the document, build the partner and enrol it; UnprocessableRequest naming
     what is wrong (the document, an NPI it does not give or contradicts), with nothing
-    stored."""
+    stored. A partner registered already keeps what the command does not give (its
+    name, how we call it, its operator's and directory's endpoints)."""
     location = _location(command)
     reading = read_wellknown(uow.discovery.wellknown(location), location)
     partner_id = PartnerId(command.id or _id_from(location))
+    before = uow.partners.get(partner_id)
     access = command.access
+    if before is not None and access == PartnerAccess():
+        access = PartnerAccess(before.auth, before.client_id, before.token_url, before.scope)
     partner = Partner(
         partner_id,
-        command.name or _host(location),
-        _npi(reading, command.npi),
+        command.name or (before.name if before else _host(location)),
+        _npi(reading, command.npi, before.npi if before else None),
         "",
         client_id=access.client_id,
         token_url=access.token_url,
@@ -98,11 +102,10 @@ def discover_partner(command: DiscoverPartner, uow: PartnersUnit) -> Discovered:
         auth=access.auth,
         endpoints=reading.endpoints,
     )
-    before = uow.partners.get(partner_id)
-    if before is not None:  # the operator's and a directory's endpoints stay
+    if before is not None:
         endpoints, _ = endpoints_replaced(before.endpoints, reading)
         partner = replace(partner, endpoints=endpoints, operations=before.operations)
-    if command.name is None:  # asked of its CapabilityStatement once it may be called
+    elif command.name is None:  # asked of its CapabilityStatement once it may be called
         validate_partner(partner)
         uow.discovery.check_endpoints(partner)
         partner = replace(partner, name=_published_name(uow.discovery, partner))
@@ -158,9 +161,11 @@ def _location(command: DiscoverPartner) -> str:
     return coverage_wellknown(command.coverage)
 
 
-def _npi(reading: WellknownReading, given: str | None) -> str:
-    """The document's NPI, or the operator's where the document names none; the two
-    must agree when both are given."""
+def _npi(reading: WellknownReading, given: str | None, registered: str | None) -> str:
+    """The document's NPI, else the operator's, else the one the partner is registered
+    with. The operator's must agree with the document's; so must the registered one
+    unless the operator confirms the document's: a document alone does not change whose
+    partner it is."""
     found = reading.npi
     if found is not None and given is not None and given != found:
         text = (
@@ -168,11 +173,18 @@ def _npi(reading: WellknownReading, given: str | None) -> str:
             "out, or ask the partner which is right"
         )
         raise UnprocessableRequest(text, issues=[Issue(text, "npi", "conflict")])
-    if found is None and given is None:
+    if found is not None and registered not in (None, found) and given is None:
+        text = (
+            "the partner's davinci-configuration names another NPI than it is registered "
+            "with; give npi (the document's) to confirm the change"
+        )
+        raise UnprocessableRequest(text, issues=[Issue(text, "npi", "conflict")])
+    chosen = found or given or registered
+    if chosen is None:
         text = "the partner's davinci-configuration names no valid NPI (its identifier is "
         text += "another kind): give npi"
         raise UnprocessableRequest(text, issues=[Issue(text, "npi", "required")])
-    return found or given or ""
+    return chosen
 
 
 def _published_name(discovery: PartnerDiscovery, partner: Partner) -> str:

@@ -88,6 +88,7 @@ __all__ = [
     "exchange_wiring",
     "member_consent_check",
     "onboarding_unit",
+    "our_organization",
     "operator_ports",
     "plan_backends",
     "token_service",
@@ -138,7 +139,7 @@ def token_service(
     )
 
 
-def _our_organization(settings: Settings) -> Organization:
+def our_organization(settings: Settings) -> Organization:
     """Who we are to the partners we ask: with our ``.well-known`` location where the
     Coverage we link is to carry it (ADR 0061)."""
     wellknown = wellknown_location(settings.base_url) if settings.wellknown_on_coverage else None
@@ -164,7 +165,7 @@ def exchange_wiring(
         audit=stores.audit,
         search=SqlExchangeSearch(stores.reader, keyring=stores.keyring),
         audit_reader=SqlAuditReader(stores.reader),
-        us=_our_organization(settings),
+        us=our_organization(settings),
         clock=utcnow,
         new_id=new_id,
         random=random.random,
@@ -270,7 +271,7 @@ def onboarding_unit(
         bulk=client,
         consents=stores.consents,
         writer=stores.members,
-        us=_our_organization(settings),
+        us=our_organization(settings),
         clock=utcnow,
         make_id=new_id,
         consent_zone=ZoneInfo(settings.consent_time_zone),

@@ -69,6 +69,18 @@ def test_our_well_known_location_rides_on_coverage_to_link_from_hrex_1_1(version
     )
 
 
+@pytest.mark.parametrize("on", [True, False])
+def test_a_setting_decides_whether_we_name_our_location(on: bool) -> None:
+    from payerbridge.config import Settings
+    from payerbridge.wiring.ports import our_organization
+
+    settings = Settings(public_base_url="https://new.example", wellknown_on_coverage=on)
+    us = our_organization(settings)
+    assert us.fhir_base == "https://new.example/fhir"
+    at = "https://new.example/.well-known/davinci-configuration"
+    assert us.wellknown == (at if on else None)
+
+
 def test_the_hrex_1_0_0_shape_names_us_core_and_keeps_coverage_to_link_minimal() -> None:
     shaped = member_match_parameters(an_exchange_request(), hrex="1.0.0")
     patient, _, to_link, _ = (p["resource"] for p in shaped["parameter"])

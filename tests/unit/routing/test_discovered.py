@@ -107,6 +107,27 @@ def test_an_npi_that_contradicts_the_document_is_refused() -> None:
     assert registry.partners == {}
 
 
+def test_discovering_a_registered_partner_again_keeps_what_is_not_given() -> None:
+    registry, discovery = Registry(), Discovery()
+    discovery.documents[AT] = document()
+    discover(registry, discovery, id="old", name="Old")
+    stored = registry.partners[PartnerId("old")]
+    operator = PartnerEndpoint("https://dr.old-plan.example/fhir", 50)
+    registry.partners[stored.id] = replace(
+        stored, client_id="us", endpoints=(*stored.endpoints, operator)
+    )
+    discover(registry, discovery, id="old")
+    again = registry.partners[PartnerId("old")]
+    assert (again.name, again.client_id, again.npi) == ("Old", "us", NPI)
+    assert operator in again.endpoints
+    discovery.documents[AT] = document(npi="1234567893")  # another organization's NPI
+    with pytest.raises(UnprocessableRequest, match="another NPI"):
+        discover(registry, discovery, id="old")
+    assert registry.partners[PartnerId("old")].npi == NPI
+    discover(registry, discovery, id="old", npi="1234567893")  # the operator confirms it
+    assert registry.partners[PartnerId("old")].npi == "1234567893"
+
+
 def test_a_hostile_document_stores_nothing_and_reads_nothing_else() -> None:
     registry, discovery = Registry(), Discovery()
     discovery.documents[AT] = document(**{PAYER: "https://collector.evil.example/fhir"})
