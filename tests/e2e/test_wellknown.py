@@ -241,7 +241,7 @@ def hostile() -> Iterator[str]:
     [
         ("/other", "another origin", "security"),
         ("/redirect", "redirects to another origin", "security"),
-        ("/huge", "larger than", "not-found"),
+        ("/huge", "larger than", "too-costly"),
         ("/broken", "identifier is required", "required"),
     ],
 )

@@ -13,6 +13,7 @@ import httpx
 
 from payerbridge.errors import Issue, PartnerError, UnprocessableRequest
 from payerbridge.net.origins import has_userinfo, origin, same_origin
+from payerbridge.net.transport import AnswerTooLarge
 from payerbridge.partners.answers import send_capped
 from payerbridge.routing.wellknown import MAX_WELLKNOWN_BYTES
 
@@ -39,7 +40,9 @@ def fetch_wellknown(client: httpx.Client, location: str, limit: int) -> bytes:
                 setting="PARTNER_MAX_DOCUMENT_BYTES",
             )
         except PartnerError as exc:
-            raise _unread(location, f"could not be read: {exc.text}") from exc
+            too_large = isinstance(exc.__cause__, AnswerTooLarge)
+            code = "too-costly" if too_large else "not-found"
+            raise _unread(location, f"could not be read: {exc.text}", code) from exc
         if response.status_code not in _REDIRECTS:
             if response.status_code != 200:
                 raise _unread(location, f"answered HTTP {response.status_code}")

@@ -74,8 +74,9 @@ def test_a_document_over_its_cap_is_not_read_on() -> None:
     def answer(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=b" " * (MAX_WELLKNOWN_BYTES + 1))
 
-    with pytest.raises(UnprocessableRequest, match="larger than"):
+    with pytest.raises(UnprocessableRequest, match="larger than") as caught:
         discovery(httpx.MockTransport(answer)).wellknown(AT)
+    assert caught.value.issues[0].code == "too-costly"
     with pytest.raises(UnprocessableRequest, match="larger than 2000"):
         discovery(httpx.MockTransport(answer), limit=2000).wellknown(AT)
 
