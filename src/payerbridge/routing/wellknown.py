@@ -96,8 +96,8 @@ def wellknown_source(location: str) -> str:
 
 def wellknown_locations(endpoints: Sequence[PartnerEndpoint]) -> list[str]:
     """The davinci-configuration documents ``endpoints`` were read from, in order."""
-    found = [e.source.removeprefix(_SOURCE_PREFIX) for e in endpoints]
-    return list(dict.fromkeys(f for e, f in zip(endpoints, found, strict=True) if e.source != f))
+    sources = (e.source for e in endpoints if e.source.startswith(_SOURCE_PREFIX))
+    return list(dict.fromkeys(source.removeprefix(_SOURCE_PREFIX) for source in sources))
 
 
 def is_refresh_due(last_read: datetime | None, now: datetime, interval: timedelta) -> bool:
@@ -143,18 +143,17 @@ def read_wellknown(document: bytes, location: str) -> WellknownReading:
     if not isinstance(parsed, dict):
         raise _refused(location, [Issue("it is not a JSON object", "$")])
     system, value = _identifier(parsed.get("identifier"), issues)
-    endpoints = parsed.get("endpoints")
-    if not isinstance(endpoints, dict):
+    given = parsed.get("endpoints")
+    endpoints = given if isinstance(given, dict) and len(given) <= MAX_WELLKNOWN_KEYS else {}
+    if not isinstance(given, dict):
         text = "endpoints must be an object of codes to URLs"
         issues.append(Issue(text, "endpoints", "required"))
-        endpoints = {}
-    elif len(endpoints) > MAX_WELLKNOWN_KEYS:
+    elif len(given) > MAX_WELLKNOWN_KEYS:
         text = f"endpoints has more than {MAX_WELLKNOWN_KEYS} codes"
         issues.append(Issue(text, "endpoints", "too-costly"))
-        endpoints = {}
     found = _endpoints(endpoints, location, issues)
     payer = {key: url for key, url in found.items() if key[0] == PAYER_KEY}
-    if not payer and not issues:
+    if isinstance(given, dict) and not any(k.partition("#")[0] == PAYER_KEY for k in given):
         text = f"it names no {PAYER_KEY}: nowhere to exchange with"
         issues.append(Issue(text, "endpoints", "required"))
     elif len({url.rstrip("/") for url in payer.values()}) > MAX_ENDPOINTS:
