@@ -264,3 +264,20 @@ def test_a_hostile_document_is_refused_and_nothing_is_stored(
         issues = outcome["issue"]
         assert any(said in i["details"]["text"] and i["code"] == code for i in issues), issues
         assert [p["id"] for p in client.get("/partners").json()] == before
+
+
+def test_a_request_without_a_usable_location_is_a_400(
+    payers: tuple[ServerProcess, ServerProcess, dict[str, Any]],
+) -> None:
+    _, new, _ = payers
+    with new.client() as client:
+        for body, code in (
+            ({}, "required"),
+            ({"wellknown_url": "ftp://old.example/x"}, "invalid"),
+            ({"coverage": {"resourceType": "Patient"}}, "invalid"),
+        ):
+            response = client.post("/partners/$discover", json=body)
+            assert response.status_code == 400, response.text
+            assert response.json()["issue"][0]["code"] == code, response.text
+    with new.anonymous() as anonymous:
+        assert anonymous.post("/partners/$discover", json={}).status_code == 401

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from payerbridge.errors import Issue, PayerBridgeError, UnprocessableRequest
+from payerbridge.errors import InvalidInput, Issue, PayerBridgeError, UnprocessableRequest
 from payerbridge.routing.enrolment import (
     Enrolled,
     EnrolPartner,
@@ -31,6 +31,7 @@ from payerbridge.routing.wellknown import (
     coverage_wellknown,
     endpoints_replaced,
     is_refresh_due,
+    location_issues,
     read_wellknown,
     wellknown_locations,
 )
@@ -155,10 +156,13 @@ def refresh_discovered(command: RefreshDiscovered, uow: PartnersUnit) -> Refresh
 def _location(command: DiscoverPartner) -> str:
     if (command.wellknown_url is None) == (command.coverage is None):
         text = "give wellknown_url or a coverage carrying one, not both"
-        raise UnprocessableRequest(text, issues=[Issue(text, "wellknown_url", "required")])
-    if command.wellknown_url is not None:
-        return command.wellknown_url
-    return coverage_wellknown(command.coverage)
+        raise InvalidInput(text, issues=[Issue(text, "wellknown_url", "required")])
+    if command.wellknown_url is None:
+        return coverage_wellknown(command.coverage)
+    issues = location_issues(command.wellknown_url)
+    if issues:
+        raise InvalidInput("wellknown_url cannot be read", issues=issues)
+    return command.wellknown_url
 
 
 def _npi(reading: WellknownReading, given: str | None, registered: str | None) -> str:

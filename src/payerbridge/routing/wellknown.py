@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from payerbridge.errors import Issue, UnprocessableRequest
+from payerbridge.errors import InvalidInput, Issue, UnprocessableRequest
 from payerbridge.net.origins import has_userinfo, origin, same_origin
 from payerbridge.npi import is_valid_npi
 from payerbridge.routing.endpoints import MAX_ENDPOINTS, PartnerEndpoint
@@ -38,6 +38,7 @@ __all__ = [
     "document_etag",
     "endpoints_replaced",
     "is_refresh_due",
+    "location_issues",
     "our_wellknown",
     "read_wellknown",
     "wellknown_location",
@@ -131,7 +132,7 @@ def _major_minor(version: str) -> str:
 def read_wellknown(document: bytes, location: str) -> WellknownReading:
     """The reading of the document found at ``location``; UnprocessableRequest naming
     every problem when it is not one we can rely on."""
-    issues = _location_issues(location)
+    issues = location_issues(location)
     if issues:
         raise _refused(location, issues)
     if len(document) > MAX_WELLKNOWN_BYTES:
@@ -171,7 +172,8 @@ def read_wellknown(document: bytes, location: str) -> WellknownReading:
     )
 
 
-def _location_issues(location: str) -> list[Issue]:
+def location_issues(location: str) -> list[Issue]:
+    """What is wrong with a davinci-configuration location as given."""
     if origin(location) is None:
         return [Issue("the location must be an absolute http(s) URL", "wellknown_url")]
     if has_userinfo(location):
@@ -308,7 +310,7 @@ def coverage_wellknown(coverage: Any) -> str:
     ``extension-CoverageDavinciWellknownLocation``); UnprocessableRequest when none."""
     if not isinstance(coverage, dict) or coverage.get("resourceType") != "Coverage":
         text = "coverage must be a FHIR Coverage resource"
-        raise UnprocessableRequest(text, issues=[Issue(text, "coverage", "invalid")])
+        raise InvalidInput(text, issues=[Issue(text, "coverage", "invalid")])
     for extension in coverage.get("extension") or ():
         if isinstance(extension, dict) and extension.get("url") == WELLKNOWN_EXTENSION:
             value = extension.get("valueUri")

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from payerbridge.errors import UnprocessableRequest
+from payerbridge.errors import InvalidInput, UnprocessableRequest
 from payerbridge.routing.discovered import (
     DiscoverPartner,
     RefreshDiscovered,
@@ -145,8 +145,10 @@ def test_the_location_may_come_from_a_members_old_coverage() -> None:
     }
     discover(registry, discovery, wellknown_url=None, coverage=coverage, id="old")
     assert registry.partners["old"].npi == NPI
-    with pytest.raises(UnprocessableRequest, match="not both"):
+    with pytest.raises(InvalidInput, match="not both"):
         discover(registry, discovery, coverage=coverage)
+    with pytest.raises(InvalidInput, match="cannot be read"):
+        discover(registry, discovery, wellknown_url="file:///etc/passwd")
 
 
 def test_a_refresh_replaces_the_documents_endpoints_and_audits_the_change() -> None:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from payerbridge.errors import UnprocessableRequest
+from payerbridge.errors import InvalidInput, UnprocessableRequest
 from payerbridge.routing.endpoints import OPERATOR_SOURCE, PartnerEndpoint
 from payerbridge.routing.wellknown import (
     MAX_WELLKNOWN_BYTES,
@@ -211,9 +211,10 @@ def test_a_coverage_names_its_well_known_location() -> None:
         "extension": [{"url": WELLKNOWN_EXTENSION, "valueUri": AT}],
     }
     assert coverage_wellknown(coverage) == AT
+    with pytest.raises(InvalidInput):
+        coverage_wellknown({"resourceType": "Patient"})
     for bad in (
         {"resourceType": "Coverage"},
-        {"resourceType": "Patient"},
         {"resourceType": "Coverage", "extension": [{"url": WELLKNOWN_EXTENSION, "valueUri": "x"}]},
     ):
         with pytest.raises(UnprocessableRequest):
