@@ -85,10 +85,12 @@ def member_match_parameters(
     start: str | None = None,
     end: str | None = None,
     hrex: str | None = None,
+    wellknown: str | None = None,
 ) -> dict[str, Any]:
     """The $member-match Parameters the new payer (``our_npi``) sends the old payer
     (``partner_npi``), with the opt-in as HRex Consent, exactly as an exchange sends it
-    (in the shape of HRex ``hrex``; None: the current one)."""
+    (in the shape of HRex ``hrex``; None: the current one; ``wellknown``: our
+    davinci-configuration location, on CoverageToLink)."""
     from datetime import UTC, date, datetime
     from zoneinfo import ZoneInfo
 
@@ -117,7 +119,7 @@ def member_match_parameters(
     return build_member_match_request(
         domain,
         opt_in.resource,
-        us=Organization("New", our_npi, "https://new.example/fhir"),
+        us=Organization("New", our_npi, "https://new.example/fhir", wellknown),
         partner=Organization("Old", partner_npi),
         shape=PROFILES.hrex[hrex] if hrex else PROFILES.current,
     )

@@ -125,9 +125,7 @@ class Settings(BaseSettings):
         "again (then after as long as we have waited, at most an hour).",
     )
     partner_review_wait_hours: float = Field(
-        default=72.0,
-        gt=0,
-        description="How long an exchange waits for the old payer's reviewer before it fails.",
+        default=72.0, gt=0, description="How long an exchange waits for the old payer's reviewer."
     )
     # Workers: the exchange queue, partitioned by partner.
     partner_concurrency: int = Field(
@@ -202,14 +200,10 @@ class Settings(BaseSettings):
         "or search page, a Bulk Data status): beyond, the call fails and is not retried.",
     )
     partner_max_record_bytes: int = Field(
-        default=256 * 1024 * 1024,
-        ge=1024,
-        description="Most bytes read of one member's record over all its pages.",
+        default=256 * 1024 * 1024, ge=1024, description="Most read of a member's record, all pages."
     )
     partner_max_file_bytes: int = Field(
-        default=256 * 1024 * 1024,
-        ge=1024,
-        description="Most bytes read of one Bulk Data file a partner's manifest lists.",
+        default=256 * 1024 * 1024, ge=1024, description="Most bytes read of one Bulk Data file."
     )
     partner_max_document_bytes: int = Field(
         default=2 * 1024 * 1024,
@@ -230,9 +224,7 @@ class Settings(BaseSettings):
         description="How often each workflow process beats (a divisor of 60; ADR 0049).",
     )
     worker_stale_seconds: float = Field(
-        default=45.0,
-        gt=0,
-        description="A worker silent this long (two beats at least) is taken over as dead.",
+        default=45.0, gt=0, description="A worker silent this long (two beats+) is taken over."
     )
     consent_time_zone: str = Field(
         default="UTC",
@@ -268,10 +260,7 @@ class Settings(BaseSettings):
         "are those decided at the first page, kept for this long.",
     )
     bulk_client_concurrency: int = Field(
-        default=2,
-        ge=1,
-        description="Bulk jobs ($bulk-member-match) of one client running at once, across "
-        "every worker.",
+        default=2, ge=1, description="Bulk jobs of one client running at once, on all workers."
     )
     bulk_worker_concurrency: int = Field(
         default=4, ge=1, description="Bulk jobs one worker runs at once."
@@ -284,9 +273,7 @@ class Settings(BaseSettings):
         "decide again, and what a cancellation waits for at most.",
     )
     bulk_output_hours: int = Field(
-        default=24,
-        ge=1,
-        description="How long a completed bulk job's files can be downloaded (410 after).",
+        default=24, ge=1, description="How long a finished bulk job's files are kept (410 after)."
     )
     bulk_group_days: int = Field(
         default=30,
@@ -363,6 +350,17 @@ class Settings(BaseSettings):
     )
     pdex_version: Literal["2.0.0", "2.1.0", "2.2.0"] | None = Field(
         default=None, description="The PDex version this server declares; unset: none named."
+    )
+    wellknown_refresh_hours: float = Field(
+        default=24.0,
+        ge=0,
+        description="A partner's davinci-configuration is read again by the upkeep (its "
+        "endpoints from it replaced, audited) once its last reading is this old; 0: never.",
+    )
+    wellknown_on_coverage: bool = Field(
+        default=False,
+        description="Our $member-match's CoverageToLink carries our .well-known/davinci-"
+        "configuration location (HRex CoverageDavinciWellknownLocation; ADR 0061).",
     )
     offer_everything: bool = Field(
         default=True,

@@ -21,12 +21,14 @@ from payerbridge.api.routers import (
     clients,
     compliance,
     consents,
+    davinci_configuration,
     exchanges,
     fhir,
     identity,
     lifecycle,
     metrics,
     onboardings,
+    partner_discovery,
     partners,
     provider_access,
     pulls,
@@ -90,6 +92,7 @@ def create_app(platform: Platform, *, run_workers: bool = True) -> FastAPI:
     # The old payer's hottest call first: FastAPI searches each included router's routes
     # (twice for the router it picks) before the one it wants, a twentieth of the call.
     app.router.routes.append(fhir.member_match_route)
+    app.include_router(davinci_configuration.router)
     app.include_router(auth.router)  # before fhir: /fhir/.well-known/... is not a resource read
     app.include_router(bulk.router)  # before fhir: /fhir/Group... is not a member's resource
     app.include_router(audit.router)  # before fhir: /fhir/AuditEvent is the audit chain's
@@ -98,6 +101,7 @@ def create_app(platform: Platform, *, run_workers: bool = True) -> FastAPI:
     app.include_router(received.router)
     app.include_router(onboardings.router)
     app.include_router(pulls.router)
+    app.include_router(partner_discovery.router)  # before partners: $discover is no id
     app.include_router(partners.router)
     app.include_router(consents.router)
     app.include_router(clients.router)

@@ -66,6 +66,7 @@ PUBLIC_ROUTES = frozenset(
         ("GET", "/fhir/.well-known/smart-configuration"),
         ("GET", "/.well-known/udap"),
         ("GET", "/fhir/.well-known/udap"),
+        ("GET", "/.well-known/davinci-configuration"),
         ("POST", "/auth/register"),
         ("GET", "/auth/jwks"),
         ("GET", "/auth/client-jwks"),

@@ -19,6 +19,7 @@ from payerbridge.fhir.provenance import organization_reference
 from payerbridge.members import CoverageCard, MemberDemographics
 from payerbridge.routing.model import Organization
 from payerbridge.routing.profiles import PROFILES, MemberMatchShape, requested_shape
+from payerbridge.routing.wellknown import WELLKNOWN_EXTENSION
 
 __all__ = [
     "member_id_system",
@@ -338,6 +339,8 @@ def build_member_match_request(
         shape.coverage_profile,
         shape.coverage_to_link,
     )
+    if us.wellknown and shape.hrex != "1.0.0":  # the extension came with HRex 1.1
+        to_link["extension"] = [{"url": WELLKNOWN_EXTENSION, "valueUri": us.wellknown}]
     return {
         "resourceType": "Parameters",
         "meta": {"profile": [shape.parameters_profile]},

@@ -33,6 +33,7 @@ from payerbridge.net.origins import origin, same_origin
 from payerbridge.partners.answers import MIB, Outbound
 from payerbridge.partners.auth import OurUdapClient, off_origin_token_endpoint
 from payerbridge.partners.calls import DocumentSender
+from payerbridge.partners.wellknown import fetch_wellknown
 from payerbridge.routing.capabilities import read_capabilities
 from payerbridge.routing.model import Partner, PartnerAuth
 from payerbridge.security.model import OAuthError, TrustAnchors
@@ -62,6 +63,7 @@ class HttpxPartnerDiscovery:
         self._resolve = outbound.resolver
         self._client = outbound.client()
         self._documents = DocumentSender(self._client, document_limit)
+        self._document_limit = document_limit
         self._udap = udap
         self._trust = trust
         self._skew = clock_skew
@@ -103,6 +105,10 @@ class HttpxPartnerDiscovery:
                 issues=issues,
             )
 
+    def wellknown(self, location: str) -> bytes:
+        """A payer's davinci-configuration document, as read (``partners.wellknown``)."""
+        return fetch_wellknown(self._client, location, self._document_limit)
+
     def read(self, partner: Partner) -> dict[str, Any]:
         """What the partner's discovery documents say (the FHIR version, the token and,
         for UDAP, registration endpoints); UnprocessableRequest naming the document that
@@ -111,6 +117,9 @@ class HttpxPartnerDiscovery:
         if metadata.get("resourceType") != "CapabilityStatement":
             raise _unreadable(partner, "metadata", "is not a CapabilityStatement")
         found: dict[str, Any] = {"fhir_version": metadata.get("fhirVersion")}
+        named = metadata.get("publisher") or metadata.get("name")
+        if isinstance(named, str) and named.strip():
+            found["publisher"] = named.strip()[:200]
         if partner.auth is PartnerAuth.SMART:
             smart = self._document(
                 partner,

@@ -30,6 +30,7 @@ from payerbridge.routing.model import (
 from payerbridge.routing.operations import parse_operations
 from payerbridge.routing.ports import PartnerDiscovery, PartnerRegistry
 from payerbridge.routing.unit import PartnersUnit
+from payerbridge.routing.wellknown import endpoints_replaced, read_wellknown, wellknown_locations
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import PartnerId
 
@@ -60,6 +61,8 @@ class Enrolled:
 class Refreshed:
     capabilities: Capabilities
     changes: list[str]  # what this reading says differently from the last one
+    # What its davinci-configuration changed in its endpoints (added, removed, versions).
+    endpoint_changes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ class EnrolPartner:
     partner: Partner
     actor: str
     request_id: str | None = None
+    wellknown: str | None = None  # the davinci-configuration its endpoints were read from
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,8 @@ def enrol_partner(command: EnrolPartner, uow: PartnersUnit) -> Enrolled:
             discovered = discovery.read(partner)
         except UnprocessableRequest as exc:
             unread = exc.text
+    if command.wellknown is not None:  # said in its audit event: where the endpoints came from
+        discovered = {**(discovered or {}), "endpoints_from": command.wellknown}
     capabilities = None
     # Read before the unit takes its connection (errors.SecondConnection, refused by store.engines).
     previous = registry.capabilities(partner.id)
@@ -156,16 +162,62 @@ def store_partner(command: StorePartner, uow: PartnersUnit) -> bool:
 
 def refresh_partner(command: RefreshPartner, uow: PartnersUnit) -> Refreshed:
     """Read the partner's discovery documents again and keep what they say, with what
-    changed (a dropped operation, another guide version, a new token endpoint), audited.
-    NotFound for an unknown partner; UnprocessableRequest naming the document that
-    could not be read (the last reading stays)."""
+    changed (a dropped operation, another guide version, a new token endpoint), audited;
+    first its davinci-configuration, where its endpoints came from one: those endpoints
+    are replaced by what it now says (``partner.endpoints`` audited). NotFound for an
+    unknown partner; UnprocessableRequest naming the document that could not be read
+    (the last reading and the endpoints stay)."""
     registry = uow.partners
-    partner = registered(registry, command.partner_id)
+    before = registered(registry, command.partner_id)
+    partner, endpoint_changes = _endpoints_read_again(before, uow.discovery)
     discovered = uow.discovery.read(partner)
     previous = registry.capabilities(partner.id)  # read before the unit takes its connection
     with uow:
         by = _Asked(command.actor, command.request_id)
-        return _keep(uow, registry, partner, _read(discovered, previous), by)
+        if partner != before:
+            registry.register(uow, partner)
+        for location, changes in endpoint_changes.items():
+            uow.record(_endpoints_changed(uow.now, partner, location, changes, by))
+        kept = _keep(uow, registry, partner, _read(discovered, previous), by)
+    found = tuple(change for changes in endpoint_changes.values() for change in changes)
+    return replace(kept, endpoint_changes=found)
+
+
+def _endpoints_read_again(
+    partner: Partner, discovery: PartnerDiscovery
+) -> tuple[Partner, dict[str, list[str]]]:
+    """The partner with the endpoints each davinci-configuration it was read from now
+    names, checked as a registration is; what changed, by document."""
+    changed: dict[str, list[str]] = {}
+    endpoints = partner.endpoints
+    for location in wellknown_locations(endpoints):
+        reading = read_wellknown(discovery.wellknown(location), location)
+        endpoints, changed[location] = endpoints_replaced(endpoints, reading)
+    if not any(changed.values()):
+        return partner, changed
+    moved = replace(partner, base_url="", endpoints=endpoints)
+    validate_partner(moved)
+    discovery.check_endpoints(moved)
+    return moved, changed
+
+
+def _endpoints_changed(
+    at: datetime, partner: Partner, location: str, changes: list[str], by: _Asked
+) -> AuditEvent:
+    return AuditEvent(
+        at=at,
+        actor=by.actor,
+        action="partner.endpoints",
+        entity_type="Partner",
+        entity_id=partner.id,
+        outcome="changed" if changes else "unchanged",
+        request_id=by.request_id,
+        detail={
+            "wellknown": location,
+            "changes": changes,
+            "endpoints": [e.to_json() for e in partner.endpoints],
+        },
+    )
 
 
 def set_operations(command: SetOperations, uow: PartnersUnit) -> Partner:

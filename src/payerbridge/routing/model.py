@@ -275,6 +275,8 @@ class Organization:
     name: str
     npi: str
     fhir_base: str | None = None
+    # Where its HRex davinci-configuration is, when it says so on the Coverage it links.
+    wellknown: str | None = None
 
 
 class PartnerAuth(StrEnum):

@@ -55,10 +55,16 @@ class PartnerDiscovery(Protocol):
         where https is required."""
         ...
 
+    def wellknown(self, location: str) -> bytes:
+        """The HRex davinci-configuration document at ``location``, read within its cap,
+        redirects followed on its origin only; UnprocessableRequest when it cannot be."""
+        ...
+
     def read(self, partner: Partner) -> dict[str, Any]:
         """What the partner's discovery documents say (CapabilityStatement, SMART
         configuration or verified UDAP metadata: ``token_endpoint`` and, for UDAP,
-        ``registration_endpoint``; ``capabilities``, the reading as JSON);
+        ``registration_endpoint``; ``capabilities``, the reading as JSON; ``publisher``,
+        the name its CapabilityStatement gives, when it gives one);
         UnprocessableRequest naming the one that could not be read or trusted."""
         ...
 

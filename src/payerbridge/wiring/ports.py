@@ -48,6 +48,7 @@ from payerbridge.policies import (
 )
 from payerbridge.provider_access.decisions import ProviderAccessReads
 from payerbridge.routing.model import Organization
+from payerbridge.routing.wellknown import wellknown_location
 from payerbridge.security.limits import RateLimiter
 from payerbridge.security.model import RegisteredClient, Role, TrustAnchors
 from payerbridge.security.operator_accounts import LOGIN_RATES, OperatorPorts
@@ -87,6 +88,7 @@ __all__ = [
     "exchange_wiring",
     "member_consent_check",
     "onboarding_unit",
+    "our_organization",
     "operator_ports",
     "plan_backends",
     "token_service",
@@ -137,6 +139,14 @@ def token_service(
     )
 
 
+def our_organization(settings: Settings) -> Organization:
+    """Who we are to the partners we ask: with our ``.well-known`` location where the
+    Coverage we link is to carry it (ADR 0061)."""
+    wellknown = wellknown_location(settings.base_url) if settings.wellknown_on_coverage else None
+    base = f"{settings.base_url}/fhir"
+    return Organization(settings.org_name, settings.org_npi, base, wellknown)
+
+
 def exchange_wiring(
     settings: Settings, stores: Stores, client: PartnerClient, clocks: Clocks
 ) -> ExchangeWiring:
@@ -155,7 +165,7 @@ def exchange_wiring(
         audit=stores.audit,
         search=SqlExchangeSearch(stores.reader, keyring=stores.keyring),
         audit_reader=SqlAuditReader(stores.reader),
-        us=Organization(settings.org_name, settings.org_npi, f"{settings.base_url}/fhir"),
+        us=our_organization(settings),
         clock=utcnow,
         new_id=new_id,
         random=random.random,
@@ -261,7 +271,7 @@ def onboarding_unit(
         bulk=client,
         consents=stores.consents,
         writer=stores.members,
-        us=Organization(settings.org_name, settings.org_npi, f"{settings.base_url}/fhir"),
+        us=our_organization(settings),
         clock=utcnow,
         make_id=new_id,
         consent_zone=ZoneInfo(settings.consent_time_zone),

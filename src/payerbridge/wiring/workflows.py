@@ -3,6 +3,7 @@ upkeep's use cases, and the shutdown."""
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable
 from datetime import timedelta
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from payerbridge.workflows.maintenance import Upkeep
 
 __all__ = ["launch_workflows", "shutdown_workflows"]
+
+logger = logging.getLogger(__name__)
 
 
 def _dbos_system_url(settings: Settings) -> str:
@@ -190,7 +193,29 @@ def _upkeep(platform: Platform) -> Upkeep:
         probe_breakers=lambda: probe_due_breakers(platform.units.exchange()),
         check_partners=lambda: _partners_checked(platform),
         overdue_destination_deliveries=lambda: _overdue_destination_deliveries(platform, grace),
+        refresh_wellknown=lambda: _wellknown_refreshed(platform),
     )
+
+
+def _wellknown_refreshed(platform: Platform) -> dict[str, int]:
+    """Partners' davinci-configuration read again where due (ADR 0061): in the sweep at the
+    top of each hour only, so a partner whose document fails is asked hourly."""
+    from payerbridge.routing.discovered import RefreshDiscovered, refresh_discovered
+
+    settings = platform.settings
+    now = utcnow()
+    top_of_the_hour = now.timestamp() % 3600 < settings.upkeep_sweep_seconds
+    if not settings.wellknown_refresh_hours or not top_of_the_hour:
+        return {}
+    interval = timedelta(hours=settings.wellknown_refresh_hours)
+    run = refresh_discovered(RefreshDiscovered(now, interval), platform.units.partners())
+    for partner_id, why in run.failed.items():
+        logger.warning(
+            "a partner's davinci-configuration could not be read again",
+            extra={"partner_id": partner_id, "reason": why[:300]},
+        )
+    changed = sum(1 for changes in run.changed.values() if changes)
+    return {"read": len(run.changed), "changed": changed, "failed": len(run.failed)}
 
 
 def _overdue_destination_deliveries(platform: Platform, grace: timedelta) -> list[str]:

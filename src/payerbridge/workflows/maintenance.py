@@ -13,7 +13,10 @@ a tick missed while no worker ran is not made up, the next one does the work.
   open breaker's probe is due and that no parked exchange has probed (ADR 0047), so a
   breaker closes when its partner is back even with nothing waiting on it; check the
   partners nothing was sent to for ``partner_check_seconds`` (their capabilities and
-  token endpoint), so an idle partner's health is known.
+  token endpoint), so an idle partner's health is known; read again the
+  davinci-configuration of the partners whose endpoints came from one, once their last
+  reading is ``wellknown_refresh_hours`` old (in the sweep at the top of each hour, so a
+  document that fails is tried hourly, not every sweep; ADR 0061).
 - ``audit_checkpoint`` (every 15 s): sign the audit chain's checkpoints that are due
   (ADR 0007), then write the event of each window of refused calls that has ended and
   that no refused call has closed since (ADR 0045; signed at the next tick).
@@ -67,6 +70,8 @@ class Upkeep:
     check_partners: Callable[[], int] = int  # quiet partners' scheduled checks (ADR 0047)
     # Deliveries to the plan's FHIR server whose workflow never started (ADR 0053).
     overdue_destination_deliveries: Callable[[], list[str]] = list
+    # Partners' davinci-configuration read again when due (ADR 0061).
+    refresh_wellknown: Callable[[], dict[str, int]] = dict
 
 
 _upkeep: Upkeep | None = None
@@ -161,6 +166,11 @@ def find_overdue_destination_deliveries() -> list[str]:
     return _bound().overdue_destination_deliveries()
 
 
+@DBOS.step()
+def refresh_wellknown() -> dict[str, int]:
+    return _bound().refresh_wellknown()
+
+
 @DBOS.workflow()
 def sweep(scheduled_at: datetime, context: Any) -> None:
     unstarted = find_unstarted_exchanges()
@@ -211,6 +221,10 @@ def sweep(scheduled_at: datetime, context: Any) -> None:
     if late:
         destinations.enqueue_deliveries(late, None)
         logger.info("destination sweep enqueued", extra={"deliveries": len(late)})
+    # Last: appended to the released workflow (ADR 0061).
+    read = refresh_wellknown()
+    if any(read.values()):
+        logger.info("partners' davinci-configuration read again", extra=read)
 
 
 def sweep_schedule(seconds: int) -> str:

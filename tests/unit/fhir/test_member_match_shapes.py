@@ -48,6 +48,39 @@ def test_the_request_we_send_in_each_shape_conforms_to_that_version(version: str
     assert requested_shape(request) is PROFILES.hrex[version]  # our server reads it back
 
 
+@pytest.mark.parametrize("version", VERSIONS)
+def test_our_well_known_location_rides_on_coverage_to_link_from_hrex_1_1(version: str) -> None:
+    at = "https://new.example/.well-known/davinci-configuration"
+    request = member_match_parameters(an_exchange_request(), hrex=version, wellknown=at)
+    assert violations(request, in_profile(version), f"hrex-{version}") == []
+    to_match, to_link = (p["resource"] for p in request["parameter"][1:3])
+    assert "extension" not in to_match
+    if version == "1.0.0":  # the extension came with 1.1; 1.0.0 kits want the link minimal
+        assert "extension" not in to_link
+    else:
+        assert to_link["extension"] == [
+            {"url": f"{HREX}/extension-CoverageDavinciWellknownLocation", "valueUri": at}
+        ]
+        definition = structure(f"hrex-{version}", to_link["meta"]["profile"][0])
+        assert violations(to_link, definition, f"hrex-{version}") == []
+    assert (
+        "extension"
+        not in member_match_parameters(an_exchange_request())["parameter"][2]["resource"]
+    )
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_a_setting_decides_whether_we_name_our_location(on: bool) -> None:
+    from payerbridge.config import Settings
+    from payerbridge.wiring.ports import our_organization
+
+    settings = Settings(public_base_url="https://new.example", wellknown_on_coverage=on)
+    us = our_organization(settings)
+    assert us.fhir_base == "https://new.example/fhir"
+    at = "https://new.example/.well-known/davinci-configuration"
+    assert us.wellknown == (at if on else None)
+
+
 def test_the_hrex_1_0_0_shape_names_us_core_and_keeps_coverage_to_link_minimal() -> None:
     shaped = member_match_parameters(an_exchange_request(), hrex="1.0.0")
     patient, _, to_link, _ = (p["resource"] for p in shaped["parameter"])

@@ -107,15 +107,24 @@ class Discovery:
         self.registered_at: list[str] = []
         self.fails = fails
         self.operations = ["member-match", "everything"]
+        self.documents: dict[str, bytes] = {}  # davinci-configuration documents by location
+        self.publisher: str | None = None
 
     def check_endpoints(self, partner: Partner) -> None:
         pass  # every address is callable here (the egress policy has its own tests)
+
+    def wellknown(self, location: str) -> bytes:
+        if location not in self.documents:
+            raise UnprocessableRequest(f"the davinci-configuration at {location} answered 404")
+        return self.documents[location]
 
     def read(self, partner: Partner) -> dict[str, Any]:
         self.read_for.append(partner.base_url)
         if self.fails:
             raise UnprocessableRequest("the partner's udap document is unreachable")
         found: dict[str, Any] = {"fhir_version": "4.0.1", "token_endpoint": TOKEN}
+        if self.publisher:
+            found["publisher"] = self.publisher
         if partner.auth is PartnerAuth.UDAP:
             found["registration_endpoint"] = REGISTER
         reading = Capabilities(NOW, "4.0.1", {"hrex": "1.1.0"}, frozenset(self.operations))

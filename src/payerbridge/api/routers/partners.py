@@ -191,10 +191,16 @@ def get_partner(
 )
 def refresh(partner_id: str, uow: PartnersUnitDep, operator: OperatorDep) -> dict[str, Any]:
     """Read the partner's CapabilityStatement (and SMART configuration or UDAP metadata)
-    again; the reading is kept, and the answer says what changed since the last one."""
+    again; the reading is kept, and the answer says what changed since the last one. A
+    partner whose endpoints came from its davinci-configuration has it read first: those
+    endpoints are replaced by what it now says (``endpoint_changes``)."""
     command = RefreshPartner(PartnerId(partner_id), operator.client_id, current_request_id())
     refreshed = refresh_partner(command, uow)
-    return {"capabilities": refreshed.capabilities.to_json(), "changes": refreshed.changes}
+    return {
+        "capabilities": refreshed.capabilities.to_json(),
+        "changes": refreshed.changes,
+        "endpoint_changes": list(refreshed.endpoint_changes),
+    }
 
 
 @router.put(
