@@ -133,24 +133,7 @@ def decide_route(
         )
     elif capabilities is not None and "token" in capabilities.refused:
         unavailable = f"the partner's token endpoint is refused: {capabilities.refused['token']}"
-    wait_until, wait_reason, planned = None, None, False
-    maintenance = operations.in_maintenance(now) if now is not None else None
-    if maintenance is not None:
-        wait_until, planned = maintenance[0], True
-        wait_reason = f"in its maintenance window until {wait_until.isoformat()} ({maintenance[1]})"
-    held_until = plan.held_until
-    # Held past the partner's own window (if any): waited for until the first is free.
-    if (
-        now is not None
-        and held_until is not None
-        and held_until > now
-        and (wait_until is None or held_until > wait_until)
-    ):
-        wait_until, planned = held_until, plan.held_planned
-        wait_reason = plan.held_reason or (
-            "its endpoint's circuit is open after repeated failures, until "
-            f"{held_until.isoformat()}"
-        )
+    wait_until, wait_reason, planned = _wait(plan, operations, now)
     if wait_reason is not None:
         held = (
             "the partner has one endpoint and it is"
@@ -181,6 +164,32 @@ def decide_route(
         search_types=search_types,
         endpoints=endpoints,
     )
+
+
+def _wait(
+    plan: EndpointPlan, operations: Operations, now: datetime | None
+) -> tuple[datetime | None, str | None, bool]:
+    """Until when the exchange waits before calling, why, and whether it was planned: the
+    partner's own maintenance window, or longer while every endpoint is held (each in its
+    window or behind an open circuit), until the first is free."""
+    wait_until, wait_reason, planned = None, None, False
+    maintenance = operations.in_maintenance(now) if now is not None else None
+    if maintenance is not None:
+        wait_until, planned = maintenance[0], True
+        wait_reason = f"in its maintenance window until {wait_until.isoformat()} ({maintenance[1]})"
+    held_until = plan.held_until
+    if (
+        now is not None
+        and held_until is not None
+        and held_until > now
+        and (wait_until is None or held_until > wait_until)
+    ):
+        wait_until, planned = held_until, plan.held_planned
+        wait_reason = plan.held_reason or (
+            "its endpoint's circuit is open after repeated failures, until "
+            f"{held_until.isoformat()}"
+        )
+    return wait_until, wait_reason, planned
 
 
 def read_data_path(kept: str | None) -> tuple[str, tuple[str, ...]]:
