@@ -27,6 +27,7 @@ from payerbridge.api.routers import (
     lifecycle,
     metrics,
     onboardings,
+    partner_directory,
     partners,
     provider_access,
     pulls,
@@ -98,6 +99,7 @@ def create_app(platform: Platform, *, run_workers: bool = True) -> FastAPI:
     app.include_router(received.router)
     app.include_router(onboardings.router)
     app.include_router(pulls.router)
+    app.include_router(partner_directory.router)  # before partners: /partners/proposals
     app.include_router(partners.router)
     app.include_router(consents.router)
     app.include_router(clients.router)
