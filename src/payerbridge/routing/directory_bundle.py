@@ -12,7 +12,8 @@ use cases) is counted and passed over. A defect is an ``Issue`` naming its entry
 are. A bundle with no organization of ours is refused whole.
 
 A partner's id is the slug of its organization's name (``Acme Health Plan`` →
-``acme-health-plan``): the same organization keeps its partner across imports, and a
+``acme-health-plan``), or the value of an identifier of ``PARTNER_ID_SYSTEM`` where a
+curated bundle gives one: the same organization keeps its partner across imports, and a
 changed NPI shows as one (its NPI is what the directory claims, not what names it).
 """
 
@@ -44,6 +45,9 @@ __all__ = [
     "read_directory_bundle",
 ]
 
+# Where a curated bundle fixes the partner id an organization maps to (ours, optional).
+PARTNER_ID_SYSTEM = "https://payerbridge.dev/fhir/NamingSystem/partner-id"
+_PARTNER_ID = re.compile(r"^[a-z0-9][a-z0-9\-]{0,63}$")
 NPI_SYSTEMS = frozenset({"http://hl7.org/fhir/sid/us-npi", "urn:oid:2.16.840.1.113883.4.6"})
 _PAYER_TYPES = frozenset(
     {
@@ -295,8 +299,8 @@ class _Reading:
                 self.issues.extend(read)
             else:
                 endpoints.append(read)
-        partner_id = partner_id_of(name, npi or "") if isinstance(name, str) and npi else None
-        if len(self.issues) > before or npi is None or not isinstance(name, str):
+        partner_id = self._partner_id(resource, name, npi, f"{where}.resource.identifier")
+        if len(self.issues) > before or partner_id is None or not isinstance(name, str):
             self.skipped.append(
                 Passed(where, "its entry or an endpoint of it has issues", partner_id)
             )
@@ -309,9 +313,26 @@ class _Reading:
             why = "none of its payer-to-payer endpoints is active now (what is registered stays)"
             self.skipped.append(Passed(where, why, partner_id))
             return None
-        assert partner_id is not None
+        assert npi is not None
         udap = any(e.udap for e in endpoints)
         return DirectoryOrganization(partner_id, " ".join(name.split()), npi, ordered, udap, where)
+
+    def _partner_id(
+        self, resource: Mapping[str, Any], name: object, npi: str | None, where: str
+    ) -> PartnerId | None:
+        """The id the bundle fixes for it, else its name's slug (None: neither is known)."""
+        given = [
+            i.get("value")
+            for i in resource.get("identifier") or ()
+            if isinstance(i, Mapping) and i.get("system") == PARTNER_ID_SYSTEM
+        ]
+        if given:
+            if len(given) == 1 and isinstance(given[0], str) and _PARTNER_ID.match(given[0]):
+                return PartnerId(given[0])
+            text = "a partner id must be 1-64 lower-case letters, digits or '-', given once"
+            self.issues.append(Issue(text, where, "value"))
+            return None
+        return partner_id_of(name, npi) if isinstance(name, str) and npi else None
 
     def _npi(self, resource: Mapping[str, Any], where: str) -> str | None:
         values = {

@@ -286,3 +286,19 @@ def test_the_entry_order_does_not_matter_and_other_use_cases_are_never_imported(
         assert any(e.status is EndpointStatus.ACTIVE for e in found.endpoints)
         priorities = [e.priority for e in found.endpoints]
         assert priorities == sorted(priorities)
+
+
+def test_a_curated_bundle_fixes_the_partner_id() -> None:
+    fixed = "https://payerbridge.dev/fhir/NamingSystem/partner-id"
+    document = bundle(
+        organization("acme", "Acme", ACME, ["a"]),
+        endpoint("a", "https://a.example/fhir"),
+        organization("other", "Other", OTHER, ["b"]),
+        endpoint("b", "https://b.example/fhir"),
+    )
+    document["entry"][0]["resource"]["identifier"].append({"system": fixed, "value": "old-acme"})
+    document["entry"][2]["resource"]["identifier"].append({"system": fixed, "value": "Not An Id"})
+    read_bundle = read(document)
+    assert [o.partner_id for o in read_bundle.organizations] == ["old-acme"]
+    (issue,) = read_bundle.issues
+    assert issue.expression == "Bundle.entry[2].resource.identifier"
