@@ -185,3 +185,26 @@ def test_a_body_that_is_no_directory_bundle_is_refused(
     assert response.json()["resourceType"] == "OperationOutcome"
     if code is not None:
         assert response.json()["issue"][0]["code"] == code
+
+
+def test_the_sandbox_directory_is_imported_and_approved_for_a_demo(
+    payers: tuple[ServerProcess, ServerProcess, dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What ``make run`` calls: the old payer is the sandbox's payer-a (same network)."""
+    from payerbridge_tools.sandbox.directory import import_sandbox_directory
+
+    old, new, info = payers
+    for name, value in new.env.items():  # act as the new payer's platform, as its CLI does
+        if name.startswith("PAYERBRIDGE_"):
+            monkeypatch.setenv(name, value)
+    said = import_sandbox_directory(new.data_dir, {"payer-a": old.base_url}, "platform")
+    assert [(s["partner_id"], s["outcome"]) for s in said] == [
+        ("payer-a", "created-pending"),
+        ("payer-a", "approved"),
+    ]
+    with new.client() as client:
+        partner = client.get("/partners/payer-a").json()
+    assert (partner["npi"], partner["base_url"]) == (info["payers"][0]["npi"], old.fhir_base)
+    assert (partner["auth"], partner["client_id"]) == ("smart", "platform")
+    assert partner["endpoints"][0]["versions"] == ["2.0"]

@@ -21,11 +21,25 @@ _SLOT = re.compile(r"\{(payer-[a-z]+)\}")
 
 def sandbox_directory(bases: Mapping[str, str]) -> dict[str, Any]:
     """The sandbox directory with each ``{slug}`` replaced by the base URL of that
-    partner's server (``http://127.0.0.1:8101``); KeyError naming a partner not given."""
+    partner's server (``http://127.0.0.1:8101``): the partners given, and only them (a
+    network of fewer payers runs fewer); KeyError naming a slug the directory lacks."""
     text = SANDBOX_DIRECTORY.read_text(encoding="utf-8")
-    filled = _SLOT.sub(lambda slot: bases[slot.group(1)].rstrip("/"), text)
+    unknown = set(bases) - set(_SLOT.findall(text))
+    if unknown:
+        raise KeyError(f"the sandbox directory has no {', '.join(sorted(unknown))}")
+    filled = _SLOT.sub(lambda slot: bases.get(slot.group(1), slot.group(0)).rstrip("/"), text)
     document: dict[str, Any] = orjson.loads(filled)
+    document["entry"] = [e for e in document["entry"] if _running(e["resource"], bases)]
     return document
+
+
+def _running(resource: Mapping[str, Any], bases: Mapping[str, str]) -> bool:
+    """Whether an entry is of a partner given (a slot left unfilled, or a payer's id not
+    given, is not); entries of no partner (the clinic) stay."""
+    if _SLOT.search(str(resource.get("address", ""))):
+        return False
+    ids = [i["value"] for i in resource.get("identifier", ()) if i["system"].endswith("partner-id")]
+    return all(i in bases for i in ids)
 
 
 def import_sandbox_directory(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 
 from payerbridge.routing.directory_bundle import read_directory_bundle
@@ -28,6 +29,10 @@ def test_the_sandbox_directory_names_the_networks_partners_at_their_addresses() 
     assert read.issues == ()
 
 
-def test_a_partner_left_out_is_named() -> None:
-    with pytest.raises(KeyError, match="payer-c"):
-        sandbox_directory({"payer-a": "http://a", "payer-b": "http://b"})
+def test_only_the_partners_given_are_in_it() -> None:
+    document = sandbox_directory({"payer-b": "http://127.0.0.1:8102"})
+    read = read_directory_bundle(document, fallback_name="x", now=datetime.now(UTC))
+    assert [o.partner_id for o in read.organizations] == ["payer-b"]
+    assert "{payer-" not in orjson.dumps(document).decode()
+    with pytest.raises(KeyError, match="payer-z"):
+        sandbox_directory({"payer-z": "http://z"})
