@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from payerbridge.audit.model import AuditEvent
-from payerbridge.errors import Issue, PayerBridgeError
+from payerbridge.errors import Issue, PayerBridgeError, StoreUnavailable
 from payerbridge.routing.directory_bundle import (
     DirectoryBundle,
     DirectoryOrganization,
@@ -125,7 +125,7 @@ def import_directory(command: ImportDirectory, uow: DirectoryUnit) -> DirectoryI
             again.append(outcome)
     with uow:
         for each in held:
-            results.append(_hold(uow, bundle, each, command.actor))
+            results.append(_hold(uow, bundle, each, command))
         uow.record(*[_event(uow.now, bundle, r, command) for r in results])
         uow.record(_summary(uow.now, bundle, results, again, command))
     skipped = [
@@ -167,7 +167,7 @@ class _Held:
     organization: DirectoryOrganization
     reasons: tuple[str, ...]
     before: Partner | None
-    pending: str | None  # the directory's pending proposal for it, superseded by this one
+    pending: PartnerProposal | None  # the directory's pending one, superseded by this one
 
 
 def _compare(
@@ -193,20 +193,23 @@ def _compare(
             if latest.status is ProposalStatus.REJECTED:
                 why = f"an operator rejected this entry (proposal {latest.id})"
                 return OrganizationImported(partner_id, entry, "skipped", why, (), latest.id)
-        pending = latest.id if latest and latest.status is ProposalStatus.PENDING else None
+        pending = latest if latest and latest.status is ProposalStatus.PENDING else None
         return _Held(organization, reasons, before, pending)
     assert before is not None
     after = merged_partner(before, organization, bundle.source)
     changes = _endpoint_changes(before.endpoints, after.endpoints)
-    if not changes:
-        return OrganizationImported(partner_id, entry, "unchanged")
-    try:
-        enrol_partner(EnrolPartner(after, command.actor, command.request_id), uow)
-    except PayerBridgeError as exc:
-        return OrganizationImported(partner_id, entry, "skipped", exc.text, tuple(changes))
-    superseded = _supersede_pending(uow, bundle, organization, command.actor)
+    if changes:
+        try:
+            enrol_partner(EnrolPartner(after, command.actor, command.request_id), uow)
+        except StoreUnavailable:
+            raise  # retryable: the import as a whole is
+        except PayerBridgeError as exc:
+            return OrganizationImported(partner_id, entry, "skipped", exc.text, tuple(changes))
+    # What the directory said before and held is not what it says now.
+    superseded = _supersede_pending(uow, bundle, organization, command)
     why = f"superseded proposal {superseded}" if superseded else None
-    return OrganizationImported(partner_id, entry, "updated", why, tuple(changes))
+    outcome = "updated" if changes else "unchanged"
+    return OrganizationImported(partner_id, entry, outcome, why, tuple(changes))
 
 
 def _held_for(organization: DirectoryOrganization, before: Partner | None) -> tuple[str, ...]:
@@ -224,7 +227,10 @@ def _held_for(organization: DirectoryOrganization, before: Partner | None) -> tu
 
 
 def _supersede_pending(
-    uow: DirectoryUnit, bundle: DirectoryBundle, organization: DirectoryOrganization, actor: str
+    uow: DirectoryUnit,
+    bundle: DirectoryBundle,
+    organization: DirectoryOrganization,
+    command: ImportDirectory,
 ) -> str | None:
     """A pending proposal of this directory for the partner gives way to what the
     directory says now; its id, if there was one."""
@@ -232,20 +238,36 @@ def _supersede_pending(
     if latest is None or latest.status is not ProposalStatus.PENDING:
         return None
     with uow:
-        decision = ProposalDecision(ProposalStatus.SUPERSEDED, actor, _SUPERSEDED)
-        uow.proposals.decide(uow, latest.id, decision)
+        _supersede(uow, latest, command)
     return latest.id
 
 
+def _supersede(uow: DirectoryUnit, proposal: PartnerProposal, command: ImportDirectory) -> None:
+    """Settle ``proposal`` as superseded in ``uow``'s transaction, audited."""
+    decision = ProposalDecision(ProposalStatus.SUPERSEDED, command.actor, _SUPERSEDED)
+    if uow.proposals.decide(uow, proposal.id, decision):
+        uow.record(
+            AuditEvent(
+                at=uow.now,
+                actor=command.actor,
+                action="partner.proposal",
+                entity_type="Partner",
+                entity_id=proposal.partner_id,
+                outcome=ProposalStatus.SUPERSEDED.value,
+                request_id=command.request_id,
+                detail={"proposal_id": proposal.id, "directory": proposal.directory},
+            )
+        )
+
+
 def _hold(
-    uow: DirectoryUnit, bundle: DirectoryBundle, held: _Held, actor: str
+    uow: DirectoryUnit, bundle: DirectoryBundle, held: _Held, command: ImportDirectory
 ) -> OrganizationImported:
     """Keep a proposal in ``uow`` (in its transaction), the directory's earlier pending
     one for the partner superseded."""
     organization, reasons, before = held.organization, held.reasons, held.before
     if held.pending is not None:
-        decision = ProposalDecision(ProposalStatus.SUPERSEDED, actor, _SUPERSEDED)
-        uow.proposals.decide(uow, held.pending, decision)
+        _supersede(uow, held.pending, command)
     proposal = PartnerProposal(
         uow.new_id(),
         bundle.directory,
@@ -253,7 +275,7 @@ def _hold(
         reasons,
         standing(before),
         uow.now,
-        actor,
+        command.actor,
     )
     uow.proposals.add(uow, proposal)
     outcome = "created-pending" if before is None else "pending"

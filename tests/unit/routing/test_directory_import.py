@@ -244,3 +244,14 @@ def test_the_clock_is_the_commands() -> None:
     later = ImportDirectory(document, "f", datetime(2025, 6, 1, tzinfo=UTC), "ops")
     import_directory(later, world.unit())
     assert all(e.status is EndpointStatus.ACTIVE for e in world.registry.partners["acme"].endpoints)
+
+
+def test_a_held_change_the_directory_takes_back_is_superseded() -> None:
+    world = World()
+    registered(world, PartnerEndpoint(A, 1, source="directory test-directory"))
+    world.run(one_payer("Acme", "9876543213", A))
+    (held,) = world.proposals.list()
+    done = world.run(one_payer("Acme", ACME, A))  # as registered again
+    assert outcome(done) == [("acme", "unchanged")]
+    assert world.proposals.kept[held.id].status is ProposalStatus.SUPERSEDED
+    assert [e.outcome for e in world.events("partner.proposal")] == ["superseded"]
