@@ -28,6 +28,7 @@ from payerbridge.api.routers import (
     lifecycle,
     metrics,
     onboardings,
+    partner_directory,
     partner_discovery,
     partners,
     provider_access,
@@ -102,6 +103,7 @@ def create_app(platform: Platform, *, run_workers: bool = True) -> FastAPI:
     app.include_router(onboardings.router)
     app.include_router(pulls.router)
     app.include_router(partner_discovery.router)  # before partners: $discover is no id
+    app.include_router(partner_directory.router)  # before partners: /partners/proposals
     app.include_router(partners.router)
     app.include_router(consents.router)
     app.include_router(clients.router)

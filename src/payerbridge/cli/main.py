@@ -505,6 +505,7 @@ from payerbridge.cli.identity import identity_app  # noqa: E402
 from payerbridge.cli.members import members_app, retention_app  # noqa: E402
 from payerbridge.cli.onboard import onboard  # noqa: E402
 from payerbridge.cli.operators import operators_app  # noqa: E402
+from payerbridge.cli.partner_directory import add_partner_directory_commands  # noqa: E402
 from payerbridge.cli.partner_discovery import add_partner_discovery_command  # noqa: E402
 from payerbridge.cli.partner_health import add_partner_health_commands  # noqa: E402
 from payerbridge.cli.partner_operations import add_partner_operations_command  # noqa: E402
@@ -527,6 +528,7 @@ app.add_typer(quarantine_app, name="quarantine")
 add_partner_operations_command(partners_app)
 add_partner_health_commands(partners_app)
 add_partner_discovery_command(partners_app)
+add_partner_directory_commands(partners_app)
 app.add_typer(operators_app, name="operators")
 app.add_typer(members_app, name="members")
 app.add_typer(retention_app, name="retention")

@@ -235,6 +235,7 @@ CATALOGUE: dict[str, TableRetention] = {
     "identity_models": _NONE,
     "dead_letters": _NONE,
     "partners": _NONE,
+    "partner_proposals": _NONE,  # organizations as a directory describes them (ADR 0062)
     "partner_breakers": _NONE,
     "partner_rates": _NONE,
     "api_clients": _NONE,

@@ -1,15 +1,28 @@
-"""The routing room's ports: the partners we call (``store.partners``)."""
+"""The routing room's ports: the partners we call (``store.partners``) and what directory
+imports propose to change in them (``store.partner_proposals``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
+from payerbridge.routing.directory_bundle import DirectoryOrganization
 from payerbridge.routing.model import Capabilities, Operations, Partner
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import PartnerId
 
-__all__ = ["OperationsReplaced", "PartnerDiscovery", "PartnerRegistry"]
+__all__ = [
+    "DirectoryOrganization",
+    "OperationsReplaced",
+    "PartnerDiscovery",
+    "PartnerProposal",
+    "PartnerProposals",
+    "PartnerRegistry",
+    "ProposalDecision",
+    "ProposalStatus",
+]
 
 
 class PartnerRegistry(Protocol):
@@ -71,4 +84,79 @@ class PartnerDiscovery(Protocol):
     def register(self, partner: Partner, registration_endpoint: str) -> str:
         """Register with a UDAP partner (our software statement); our client id there.
         UnprocessableRequest with the partner's reason when it refuses."""
+        ...
+
+
+class ProposalStatus(StrEnum):
+    PENDING = "pending"  # awaiting an operator
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    SUPERSEDED = "superseded"  # a later import said something else of the organization
+
+
+@dataclass(frozen=True)
+class PartnerProposal:
+    """A change a directory import holds for an operator: the organization as the
+    directory describes it, why it is held (a new partner, another NPI, UDAP or not), and
+    the partner as it stood when proposed (``based_on``: its fingerprint; None: none was
+    registered), which an approval must still find."""
+
+    id: str
+    directory: str
+    organization: DirectoryOrganization
+    reasons: tuple[str, ...]
+    based_on: str | None
+    created_at: datetime
+    created_by: str
+    status: ProposalStatus = ProposalStatus.PENDING
+    decided_at: datetime | None = None
+    decided_by: str | None = None
+    note: str | None = None
+
+    @property
+    def partner_id(self) -> str:
+        return self.organization.partner_id
+
+    def to_json(self) -> dict[str, Any]:
+        decided = self.decided_at.isoformat() if self.decided_at else None
+        return {
+            "id": self.id,
+            "partner_id": self.partner_id,
+            "directory": self.directory,
+            "status": self.status.value,
+            "reasons": list(self.reasons),
+            "organization": self.organization.to_json(),
+            "created_at": self.created_at.isoformat(),
+            "created_by": self.created_by,
+            "decided_at": decided,
+            "decided_by": self.decided_by,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
+class ProposalDecision:
+    status: ProposalStatus  # approved, rejected or superseded
+    by: str
+    note: str | None = None
+
+
+class PartnerProposals(Protocol):
+    """Proposals of directory imports. Writes go through the caller's unit of work."""
+
+    def add(self, unit: UnitOfWork, proposal: PartnerProposal) -> None: ...
+
+    def get(self, proposal_id: str) -> PartnerProposal | None: ...
+
+    def list(self, status: ProposalStatus | None = None) -> list[PartnerProposal]:
+        """Newest first; of one status when given."""
+        ...
+
+    def latest(self, partner_id: str, directory: str) -> PartnerProposal | None:
+        """The newest proposal the directory made for the partner, whatever its status."""
+        ...
+
+    def decide(self, unit: UnitOfWork, proposal_id: str, decision: ProposalDecision) -> bool:
+        """Settle a pending proposal, stamped with the unit's ``now``; False when it was
+        no longer pending."""
         ...

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from payerbridge.routing.ports import PartnerDiscovery, PartnerRegistry
+from payerbridge.routing.ports import PartnerDiscovery, PartnerProposals, PartnerRegistry
 from payerbridge.transactions import RoomUnit, Transactions
 
-__all__ = ["PartnersUnit"]
+__all__ = ["DirectoryUnit", "PartnersUnit"]
 
 
 @dataclass
@@ -18,3 +18,12 @@ class PartnersUnit(RoomUnit):
     transactions: Transactions
     partners: PartnerRegistry  # the partner directory, its capability readings, operations
     discovery: PartnerDiscovery  # a partner's discovery documents; UDAP registration
+
+
+@dataclass
+class DirectoryUnit(PartnersUnit):
+    """The partner directory's unit with the proposals directory imports hold for an
+    operator (``directory_import``); a ``PartnersUnit``, so that an approval registers
+    through ``enrol_partner``."""
+
+    proposals: PartnerProposals

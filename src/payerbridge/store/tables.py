@@ -42,6 +42,7 @@ from payerbridge.store.operator_tables import (
     operators,
     unmask_grants,
 )
+from payerbridge.store.proposal_tables import partner_proposals
 from payerbridge.store.provider_tables import opt_out_choices, provider_attributions
 from payerbridge.store.pull_tables import pull_schedules
 from payerbridge.store.schema import UtcDateTime, metadata
@@ -103,6 +104,7 @@ __all__ = [
     "operators",
     "unmask_grants",
     "partner_breakers",
+    "partner_proposals",
     "partners",
     "webhook_deliveries",
     "webhook_subscriptions",

@@ -16,9 +16,10 @@ from payerbridge.oversight.ports import Oversight
 from payerbridge.provider_access.unit import ProviderAccessUnit
 from payerbridge.routing.model import Organization
 from payerbridge.routing.ports import PartnerDiscovery
-from payerbridge.routing.unit import PartnersUnit
+from payerbridge.routing.unit import DirectoryUnit, PartnersUnit
 from payerbridge.store.obligation_clocks import SqlObligationClocks
 from payerbridge.store.partner_health import SqlPartnerCalls
+from payerbridge.store.partner_proposals import SqlPartnerProposals
 from payerbridge.store.provider_access import SqlAttributions, SqlOptOuts, SqlServiceRecords
 from payerbridge.wiring.ports import lifecycle_ports
 from payerbridge.wiring.stores import Stores
@@ -33,6 +34,7 @@ class PartnerUnits(TypedDict):
     partner_health_unit: PartnerHealthUnit
     compliance_unit: ComplianceUnit
     provider_access_unit: ProviderAccessUnit
+    directory_unit: DirectoryUnit
 
 
 def partner_units(
@@ -42,7 +44,7 @@ def partner_units(
     obligations: ObligationSet,
     oversight: Oversight,
 ) -> PartnerUnits:
-    """The four units, on the directory, the discovery, the obligations and the
+    """The five units, on the directory, the discovery, the obligations and the
     oversight reads bootstrap built once."""
     engine, reader, transactions = stores.engine, stores.reader, stores.transactions
     return PartnerUnits(
@@ -70,5 +72,11 @@ def partner_units(
             Organization(settings.org_name, settings.org_npi),
             utcnow,
             obligations.calendar,
+        ),
+        directory_unit=DirectoryUnit(
+            transactions,
+            stores.partners,
+            discovery,
+            SqlPartnerProposals(engine, reader=reader),
         ),
     )

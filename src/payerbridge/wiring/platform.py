@@ -54,7 +54,7 @@ from payerbridge.partners.key_sets import HttpxKeySetSource
 from payerbridge.provider_access.unit import ProviderAccessUnit
 from payerbridge.routing.model import Organization
 from payerbridge.routing.ports import PartnerDiscovery, PartnerRegistry
-from payerbridge.routing.unit import PartnersUnit
+from payerbridge.routing.unit import DirectoryUnit, PartnersUnit
 from payerbridge.security.limits import RateLimiter
 from payerbridge.security.model import ServerIdentity
 from payerbridge.security.operator_accounts import OperatorPorts
@@ -118,6 +118,7 @@ class Units:
     partner_health_unit: PartnerHealthUnit
     compliance_unit: ComplianceUnit
     provider_access_unit: ProviderAccessUnit
+    directory_unit: DirectoryUnit  # the directory with what its imports hold (ADR 0062)
     # Where received records go on to: the plan's FHIR servers (ADR 0053); None: nowhere.
     destination_unit: DestinationUnit | None = None
 
@@ -162,6 +163,9 @@ class Units:
 
     def partners(self) -> PartnersUnit:
         return replace(self.partners_unit)
+
+    def directory(self) -> DirectoryUnit:
+        return replace(self.directory_unit)
 
     def partner_health(self) -> PartnerHealthUnit:
         return replace(self.partner_health_unit)
