@@ -288,6 +288,15 @@ def _check_each_partner_was_asked_in_its_own_version(output: str, var: Path, bas
     assert all('"path":"/fhir/Patient","status":200' not in seen[s] for s in slugs[1:])
     everything = '"path":"/fhir/Patient/{patient_id}/$everything","status":200'
     assert all(everything in log for log in seen.values())
+    # Found as a plan finds real payers: the first by its .well-known, two by a directory.
+    assert f"{slugs[0]}: found by its HRex .well-known alone" in output, output
+    assert f"{slugs[1]}, {slugs[2]}: imported from the sandbox's directory bundle" in output
+    env = {"PAYERBRIDGE_DATABASE_URL": ""}
+    for slug, source in zip(slugs, ("well-known", "directory", "directory"), strict=True):
+        shown = run_cli(["partners", "show", slug, "--data-dir", str(var)], env=env)
+        assert shown.returncode == 0, shown.stderr
+        endpoints = orjson.loads(shown.stdout)["endpoints"]
+        assert [e["source"].split()[0] for e in endpoints] == [source], endpoints
     # Each partner's data directory says who it is: a command given it acts as that payer.
     for index, payer in enumerate(network["payers"]):
         settings = load_settings(data_dir=var / "sandbox" / payer["slug"], database_url=None)

@@ -288,32 +288,25 @@ def _register_partners_locally(
     """Register each running partner (of ``payers``, by default the network's FHIR
     partners), read what its CapabilityStatement says, and set the maintenance windows
     it announces (``window_seconds``: also one starting now, so that the sample exchange
-    shows the wait; only the FHIR partners announce any)."""
+    shows the wait; only the FHIR partners announce any). Of the FHIR partners the
+    first is found by its HRex ``.well-known`` alone and the next two are imported from
+    the sandbox's directory bundle, as a plan finds real payers (ADR 0061, 0062)."""
     from payerbridge.bootstrap import build_platform
     from payerbridge.config import load_settings
     from payerbridge.routing.enrolment import (
         RefreshPartner,
         SetOperations,
-        StorePartner,
         refresh_partner,
         set_operations,
-        store_partner,
     )
-    from payerbridge.routing.model import Partner
 
+    listed = network["payers"] if payers is None else payers
+    _enrol_partners(data_dir, instances, listed, our_client_id(our_npi), found=payers is None)
     platform = build_platform(load_settings(data_dir=data_dir))
     try:
-        listed = network["payers"] if payers is None else payers
-        for index, (instance, payer) in enumerate(zip(instances, listed, strict=True)):
-            partner = Partner(
-                payer["slug"],
-                payer["name"],
-                payer["npi"],
-                f"{instance.base_url}/fhir",
-                client_id=our_client_id(our_npi),
-            )
-            store_partner(StorePartner(partner, "sandbox"), platform.units.partners())
-            refresh_partner(RefreshPartner(partner.id, "sandbox"), platform.units.partners())
+        for index, payer in enumerate(listed):
+            partner_id = payer["slug"]
+            refresh_partner(RefreshPartner(partner_id, "sandbox"), platform.units.partners())
             announces = profile_of(index).weekly_maintenance if payers is None else None
             windows = [announces] if announces and weekly else []
             if announces and window_seconds:
@@ -326,9 +319,63 @@ def _register_partners_locally(
                     }
                 )
             set_operations(
-                SetOperations(partner.id, {"maintenance": windows}, "sandbox"),
+                SetOperations(partner_id, {"maintenance": windows}, "sandbox"),
                 platform.units.partners(),
             )
+    finally:
+        platform.close()
+
+
+_DIRECTORY_LISTED = 2  # the FHIR partners after the first, imported from the directory
+
+
+def _enrol_partners(
+    data_dir: Path,
+    instances: list[Instance],
+    payers: list[dict[str, Any]],
+    client_id: str,
+    *,
+    found: bool,
+) -> None:
+    """Register the running partners: when ``found``, the first from its ``.well-known``
+    and the next from the sandbox directory (approved as an operator would), the rest,
+    and all when not ``found``, as given."""
+    from payerbridge.bootstrap import build_platform
+    from payerbridge.config import load_settings
+    from payerbridge.routing.discovered import DiscoverPartner, PartnerAccess, discover_partner
+    from payerbridge.routing.enrolment import StorePartner, store_partner
+    from payerbridge.routing.model import Partner, PartnerAuth
+    from payerbridge_tools.sandbox.directory import import_sandbox_directory
+
+    pairs = list(zip(instances, payers, strict=True))
+    listed = pairs[1 : 1 + _DIRECTORY_LISTED] if found else []
+    if listed:
+        bases = {payer["slug"]: instance.base_url for instance, payer in listed}
+        import_sandbox_directory(data_dir, bases, client_id)
+        out.print(
+            f"{', '.join(bases)}: imported from the sandbox's directory bundle and approved "
+            "as an operator would (payerbridge partners import / approve)"
+        )
+    platform = build_platform(load_settings(data_dir=data_dir))
+    try:
+        for index, (instance, payer) in enumerate(pairs):
+            if found and index == 0:
+                location = f"{instance.base_url}/.well-known/davinci-configuration"
+                access = PartnerAccess(PartnerAuth.SMART, client_id)
+                asked = DiscoverPartner(
+                    "sandbox", location, id=payer["slug"], name=payer["name"], access=access
+                )
+                discover_partner(asked, platform.units.partners())
+                out.print(f"{payer['slug']}: found by its HRex .well-known alone ({location})")
+            elif (instance, payer) not in listed:
+                partner = Partner(
+                    payer["slug"],
+                    payer["name"],
+                    payer["npi"],
+                    f"{instance.base_url}/fhir",
+                    client_id=client_id,
+                )
+                store_partner(StorePartner(partner, "sandbox"), platform.units.partners())
     finally:
         platform.close()
 
