@@ -8,7 +8,10 @@ and PostgreSQL. One new payer and one old payer serve the module; an endpoint th
 - An exchange waiting on a partner whose one endpoint is down completes once the
   directory moves the partner to an endpoint that answers: its next step reads the
   directory again.
-- An endpoint that is off is never called, even when it is first by priority."""
+- An endpoint that is off is never called, even when it is first by priority.
+- The same with a directory: a partner imported from an NDH bundle at an endpoint that is
+  down, its exchange waiting, is moved by the next import of the bundle, and the
+  exchange's next step goes there."""
 
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import httpx
 import pytest
 
 from payerbridge_tools.sandbox.generator import write_network
+from tests.directory_builders import one_payer
 from tests.e2e.test_orchestration import old_payer, requests_for
 from tests.e2e.test_partner_outage import ENDS, _submit, _wait_for
 from tests.servers import ServerProcess, free_port
@@ -67,7 +71,7 @@ def payers(
     module_server: Callable[..., ServerProcess], tmp_path_factory: pytest.TempPathFactory
 ) -> Payers:
     network = tmp_path_factory.mktemp("network")
-    write_network(network, 1, 12, 5, date.today() - timedelta(days=1), switchers=3)
+    write_network(network, 1, 12, 5, date.today() - timedelta(days=1), switchers=4)
     old = old_payer(module_server, network)
     new = module_server("new", env=SETTINGS)
     old.trust(new, "newplan", npi=NEW_NPI)
@@ -173,3 +177,38 @@ def test_the_cli_registers_a_partner_with_another_endpoint_to_fail_over_to(
         (stopped, 0, "active"),
         (payers.fhir, 1, "active"),
     ]
+
+
+def test_a_running_exchange_goes_where_a_directory_update_moves_its_partner(
+    payers: Payers,
+) -> None:
+    npi, name = payers.old.env["PAYERBRIDGE_ORG_NPI"], "Moved By Directory"
+    fhir_json = {"Content-Type": "application/fhir+json"}
+
+    def imported(address: str) -> dict[str, Any]:
+        document = one_payer(name, npi, address, directory="failover-directory")
+        response = client.post("/partners/$import", content=json.dumps(document), headers=fhir_json)
+        assert response.status_code == 200, response.text
+        [result] = response.json()["organizations"]
+        return dict(result)
+
+    with payers.new.client() as client:
+        held = imported(_stopped())
+        partner_id = held["partner_id"]
+        approval = {"client_id": "newplan"}
+        approved = client.post(f"/partners/proposals/{held['proposal_id']}/$approve", json=approval)
+        assert approved.status_code == 200, approved.text
+        location = _submit(client, payers.request(partner_id, 3))
+
+        def waiting() -> bool:
+            return len(client.get(f"{location}/audit").json()["retries"]) >= 2
+
+        _wait_for(waiting, 30, "the exchange did not wait on the stopped endpoint")
+        moved = imported(payers.fhir)
+        assert moved["outcome"] == "updated", moved
+
+        exchange = _ended(client, location)
+        assert exchange["state"] == "completed", exchange
+        calls = client.get(f"{location}/audit").json()["partner_calls"]
+    answered = {c["endpoint"] for c in calls if c["outcome"] == "answered"}
+    assert answered == {payers.fhir}, calls
