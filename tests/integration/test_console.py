@@ -23,6 +23,7 @@ with warnings.catch_warnings():  # Starlette 1.x would have httpx2 for its test 
     from starlette.testclient import TestClient
 
 from payerbridge.api.app import create_app
+from payerbridge.audit.model import AuditEvent
 from payerbridge.bootstrap import Platform, audit_checkpointer, build_platform, utcnow
 from payerbridge.config import load_settings
 from payerbridge.delivery.model import DeliveryReason, DestinationAnswer
@@ -714,6 +715,18 @@ def test_a_partners_page_lists_its_endpoints_in_the_order_exchanges_call_them(
     )
     two = Partner("two-sites", "Two Sites", "1245319599", "", endpoints=endpoints)
     store_partner(StorePartner(two, "test"), platform.units.partners())
+    moved = AuditEvent(
+        at=utcnow(),
+        actor="directory-bot",
+        action="partner.directory-import",
+        entity_type="Partner",
+        entity_id="two-sites",
+        outcome="updated",
+        detail={"directory": "sandbox", "changes": ["added http://dr.two/fhir"]},
+    )
+    unit = platform.units.partners()
+    with unit:
+        unit.record(moved)
     client = signed_in(browser, accounts[Role.OPERATOR])
     page = client.get("/console/partners/two-sites")
     assert page.status_code == 200
@@ -721,3 +734,6 @@ def test_a_partners_page_lists_its_endpoints_in_the_order_exchanges_call_them(
     places = [table.index(url) for url in ("gone.two", "old.two", "dr.two")]
     assert places == sorted(places)  # by priority: the one off first, never called
     assert "retired" in table and "directory sandbox" in table and "2.2" in table
+    shown = text_of(page)
+    assert "Endpoints last moved" in shown and "by directory-bot (directory sandbox)" in shown
+    assert "added http://dr.two/fhir" in shown

@@ -74,6 +74,12 @@ def _partner_view(visit: Visit, partner_id: PartnerId, flash: Flash = NO_FLASH) 
     partner = registered(uow.partners, partner_id)
     now = uow.clock()
     last_refresh = uow.oversight.last_event("Partner", partner.id, "partner.capabilities")
+    # Where its endpoints last moved: a re-read .well-known, or a directory import.
+    moves = [
+        uow.oversight.last_event("Partner", partner.id, action)
+        for action in ("partner.endpoints", "partner.directory-import")
+    ]
+    moved = max((m for m in moves if m and m["detail"].get("changes")), key=_seq, default=None)
     context: dict[str, Any] = {
         "partner": partner,
         "breaker": as_seen(uow.breakers.get(partner.fhir_base), now),
@@ -81,6 +87,7 @@ def _partner_view(visit: Visit, partner_id: PartnerId, flash: Flash = NO_FLASH) 
             (endpoint, as_seen(uow.breakers.get(endpoint.base), now))
             for endpoint in in_call_order(partner.endpoints)
         ],
+        "endpoints_moved": moved,
         "capabilities": uow.partners.capabilities(partner.id),
         "last_refresh": last_refresh,
         "changes": (last_refresh or {}).get("detail", {}).get("changes", []),
@@ -96,6 +103,10 @@ def _partner_view(visit: Visit, partner_id: PartnerId, flash: Flash = NO_FLASH) 
         "error": flash.error,
     }
     return visit.render("partner.html", context, status_code=flash.status_code)
+
+
+def _seq(event: dict[str, Any]) -> int:
+    return int(event["seq"])
 
 
 def _act(visit: Visit, partner_id: str, action: Any) -> Response:
