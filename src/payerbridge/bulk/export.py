@@ -282,11 +282,11 @@ class _ChunkDecision:
         self._our_provenance = request.has_our_provenance
         # Decided once a chunk; each member's consent gives its policy, or, for a
         # provider's export, her attribution and opt-outs now (ADR 0059).
+        self._positions = {patient_id: position for position, patient_id in chunk}
         self._provider: ProviderDecision | None = None
         if job.kind is JobKind.PROVIDER_EXPORT:
-            self._provider = ProviderDecision.of_chunk(uow, job, self.now)
+            self._provider = ProviderDecision.of_chunk(uow, job, list(self._positions), self.now)
         self._terms = _terms(job, ConsentPolicy.REGULAR, uow, windowed=True)
-        self._positions = {patient_id: position for position, patient_id in chunk}
         patients = list(self._positions)
         self._types = uow.members.resource_types_of(patients)
         # The decisions read the consents' records: their resources are left unopened.

@@ -4,6 +4,7 @@ what goes is released under."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -50,8 +51,11 @@ class ProviderDecision:
     at: datetime
 
     @classmethod
-    def of_chunk(cls, uow: BulkUnit, job: BulkJob, at: datetime) -> ProviderDecision:
-        decided = provider_reads(uow).decide(job.requester_npi, at)
+    def of_chunk(
+        cls, uow: BulkUnit, job: BulkJob, members: Collection[MemberId], at: datetime
+    ) -> ProviderDecision:
+        """The chunk's ``members`` decided at ``at`` (only theirs read)."""
+        decided = provider_reads(uow).decide(job.requester_npi, at, among=members)
         return cls(job, frozenset(decided.members), at)
 
     def decide(self, member_id: MemberId) -> tuple[ConsentPolicy | None, AuditEvent]:

@@ -3,6 +3,7 @@ export's kick-off and each member the export reaches."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -22,9 +23,13 @@ class ProviderAccessReads:
     opt_outs: OptOutStore
     calendar: BusinessCalendar
 
-    def decide(self, provider_npi: str, at: datetime) -> ProviderMembers:
+    def decide(
+        self, provider_npi: str, at: datetime, *, among: Collection[MemberId] | None = None
+    ) -> ProviderMembers:
+        """The provider's members on ``at``'s day (``among``: of those members only, as an
+        export's chunk decides them) and those of them who may go."""
         day = self.calendar.local_day(at)
-        attributions = self.attributions.holding(provider_npi, day)
+        attributions = self.attributions.holding(provider_npi, day, among=among)
         choices = self.opt_outs.of_members({a.member_id for a in attributions})
         members = members_for_provider(attributions, choices, provider_npi, day=day, at=at)
         return ProviderMembers(provider_npi, day, tuple(attributions), tuple(members))

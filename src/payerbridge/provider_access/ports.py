@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import date
 from typing import Any, Protocol
 
@@ -47,8 +47,11 @@ class AttributionStore(Protocol):
         """``attributions`` kept beside the others (a provider's attestations)."""
         ...
 
-    def holding(self, provider_npi: str, day: date) -> list[Attribution]:
-        """``provider_npi``'s attributions that hold on ``day``."""
+    def holding(
+        self, provider_npi: str, day: date, *, among: Collection[MemberId] | None = None
+    ) -> list[Attribution]:
+        """``provider_npi``'s attributions that hold on ``day`` (``among``: of those
+        members only)."""
         ...
 
 

@@ -4,7 +4,7 @@ choices, and the plan's own claims and encounters read for the services they sho
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import date
 from typing import Any
 
@@ -104,11 +104,15 @@ class SqlAttributions:
         where = and_(c.basis == AttributionBasis.ROSTER.value, c.roster == roster)
         return self._replace(unit, where, attributions)
 
-    def holding(self, provider_npi: str, day: date) -> list[Attribution]:
+    def holding(
+        self, provider_npi: str, day: date, *, among: Collection[MemberId] | None = None
+    ) -> list[Attribution]:
         c = provider_attributions.c
         query = select(provider_attributions).where(
             c.provider_npi == provider_npi, c.start_day <= day, c.end_day >= day
         )
+        if among is not None:  # an export's chunk: its members alone, not the whole roster
+            query = query.where(c.member_id.in_(list(among)))
         with self._reader.connect() as connection:
             return [
                 Attribution(
