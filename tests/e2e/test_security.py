@@ -378,7 +378,8 @@ def test_nobody_but_an_operator_can_repoint_a_partner(payer: ServerProcess) -> N
         events = platform.audit.for_entity("Partner", partner["id"])
     registered = [e for e in events if e["action"] == "partner.register"]
     assert [e["outcome"] for e in registered] == ["created", "updated"]
-    assert registered[-1]["detail"]["changed"] == ["base_url"]
+    # Its one endpoint moved with its base URL (ADR 0060).
+    assert registered[-1]["detail"]["changed"] == ["base_url", "endpoints"]
     discovered = registered[-1]["detail"]["discovered"]
     assert discovered["token_endpoint"] == f"{payer.base_url}/auth/token"
     # The new endpoint's capabilities are kept: the first it answered.
