@@ -81,21 +81,19 @@ def in_call_order(endpoints: Sequence[PartnerEndpoint]) -> list[PartnerEndpoint]
     return sorted(endpoints, key=lambda endpoint: endpoint.priority)
 
 
-def endpoint_issues(endpoints: Sequence[PartnerEndpoint]) -> list[Issue]:
-    """What is wrong with a partner's endpoints, each named by its place."""
+def endpoint_issues(
+    endpoints: Sequence[PartnerEndpoint], *, checked: str | None = None
+) -> list[Issue]:
+    """What is wrong with a partner's endpoints, each named by its place; the address
+    of the one at ``checked`` (its base URL, named by its own issues) is not named again."""
     issues: list[Issue] = []
     if len(endpoints) > MAX_ENDPOINTS:
         issues.append(Issue(f"a partner has at most {MAX_ENDPOINTS} endpoints", "endpoints"))
     seen: set[str] = set()
     for n, endpoint in enumerate(endpoints):
         where = f"endpoints[{n}]"
-        parsed = urlparse(endpoint.url)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            issues.append(Issue("url must be an absolute http(s) URL of a FHIR base", where))
-        elif has_userinfo(endpoint.url):
-            issues.append(
-                Issue("url must not carry a user name or password (user:password@)", where)
-            )
+        if endpoint.url != checked:
+            issues.extend(_address_issues(endpoint.url, where))
         if endpoint.base in seen:
             issues.append(Issue(f"{endpoint.url} is named twice", where, "duplicate"))
         seen.add(endpoint.base)
@@ -104,6 +102,15 @@ def endpoint_issues(endpoints: Sequence[PartnerEndpoint]) -> list[Issue]:
     if endpoints and all(e.status is EndpointStatus.OFF for e in endpoints):
         issues.append(Issue("at least one endpoint must be active", "endpoints", "required"))
     return issues
+
+
+def _address_issues(url: str, where: str) -> list[Issue]:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        return [Issue("url must be an absolute http(s) URL of a FHIR base", where)]
+    if has_userinfo(url):
+        return [Issue("url must not carry a user name or password (user:password@)", where)]
+    return []
 
 
 @dataclass(frozen=True)

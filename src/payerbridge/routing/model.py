@@ -373,7 +373,7 @@ def validate_partner(partner: Partner) -> None:
         issues.append(Issue("token_url needs a client_id (or auth 'udap')", "token_url"))
     if not partner.scope.split():
         issues.append(Issue("scope must name at least one scope", "scope", "required"))
-    issues.extend(endpoint_issues(partner.endpoints))
+    issues.extend(endpoint_issues(partner.endpoints, checked=partner.base_url))
     first = partner.call_order()
     if first and first[0].base != partner.fhir_base:
         issues.append(Issue("base_url must be the first active endpoint by priority", "base_url"))
