@@ -47,7 +47,7 @@ _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 class EndpointIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
     url: str = Field(max_length=500, description="A FHIR base at which the partner answers.")
     priority: int = Field(default=0, description="Lower is tried first; ties keep the order.")

@@ -45,7 +45,7 @@ class ChoiceBody(BaseModel):
 
 
 class DeriveBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # false is no number of days
 
     look_back_days: int = Field(default=730, ge=0, le=3660)
 
