@@ -46,6 +46,7 @@ __all__ = [
     "OrganizationImported",
     "import_directory",
     "merged_partner",
+    "settle",
     "standing",
 ]
 
@@ -245,19 +246,34 @@ def _supersede_pending(
 def _supersede(uow: DirectoryUnit, proposal: PartnerProposal, command: ImportDirectory) -> None:
     """Settle ``proposal`` as superseded in ``uow``'s transaction, audited."""
     decision = ProposalDecision(ProposalStatus.SUPERSEDED, command.actor, _SUPERSEDED)
-    if uow.proposals.decide(uow, proposal.id, decision):
-        uow.record(
-            AuditEvent(
-                at=uow.now,
-                actor=command.actor,
-                action="partner.proposal",
-                entity_type="Partner",
-                entity_id=proposal.partner_id,
-                outcome=ProposalStatus.SUPERSEDED.value,
-                request_id=command.request_id,
-                detail={"proposal_id": proposal.id, "directory": proposal.directory},
-            )
+    settle(uow, proposal, decision, command.request_id)
+
+
+def settle(
+    uow: DirectoryUnit,
+    proposal: PartnerProposal,
+    decision: ProposalDecision,
+    request_id: str | None,
+    **detail: Any,
+) -> bool:
+    """Settle ``proposal`` as ``decision`` says in ``uow``'s transaction, audited
+    (``partner.proposal``, with ``detail``); False, with nothing recorded, when it was
+    settled meanwhile."""
+    if not uow.proposals.decide(uow, proposal.id, decision):
+        return False
+    uow.record(
+        AuditEvent(
+            at=uow.now,
+            actor=decision.by,
+            action="partner.proposal",
+            entity_type="Partner",
+            entity_id=proposal.partner_id,
+            outcome=decision.status.value,
+            request_id=request_id,
+            detail={"proposal_id": proposal.id, "directory": proposal.directory, **detail},
         )
+    )
+    return True
 
 
 def _hold(

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from payerbridge.audit.model import AuditEvent
 from payerbridge.errors import Conflict, NotFound
-from payerbridge.routing.directory_import import merged_partner, standing
+from payerbridge.routing.directory_import import merged_partner, settle, standing
 from payerbridge.routing.enrolment import Enrolled, EnrolPartner, enrol_partner
 from payerbridge.routing.model import Partner, PartnerAuth
 from payerbridge.routing.ports import PartnerProposal, ProposalDecision, ProposalStatus
@@ -103,22 +102,8 @@ def _settle(
 ) -> None:
     with uow:
         decision = ProposalDecision(status, command.actor, command.note)
-        if not uow.proposals.decide(uow, proposal.id, decision):
+        reasons = list(proposal.reasons)
+        if not settle(
+            uow, proposal, decision, command.request_id, reasons=reasons, note=command.note
+        ):
             raise Conflict(f"proposal {proposal.id} was settled meanwhile")
-        uow.record(
-            AuditEvent(
-                at=uow.now,
-                actor=command.actor,
-                action="partner.proposal",
-                entity_type="Partner",
-                entity_id=proposal.partner_id,
-                outcome=status.value,
-                request_id=command.request_id,
-                detail={
-                    "proposal_id": proposal.id,
-                    "directory": proposal.directory,
-                    "reasons": list(proposal.reasons),
-                    "note": command.note,
-                },
-            )
-        )
