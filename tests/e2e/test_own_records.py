@@ -182,6 +182,40 @@ def test_the_plans_own_bulk_export_holds_every_member_it_received_records_for(
     assert not [f for f in theirs["output"] if f["type"] == "Patient"]  # no consent: nobody
 
 
+def test_the_plans_group_of_received_members_is_read_and_exported_by_it_alone(
+    exchanged: dict[str, Any],
+) -> None:
+    new, exchange = exchanged["new"], exchanged["exchange"]
+    patient_id = exchange["imported_patient_id"]
+    held = _held(new, patient_id, ConsentPolicy.SENSITIVE)
+    with new.client_with(exchanged["own"]) as client:
+        group = client.get("/fhir/Group/received")
+        assert group.status_code == 200, group.text
+        members = [m["entity"]["reference"] for m in group.json()["member"]]
+        assert members == [f"Patient/{patient_id}"] and group.json()["quantity"] == 1
+        manifest = finished(client, client.get("/fhir/Group/received/$export", headers=ASYNC))
+        exported = [r for lines in files(client, manifest["output"]).values() for r in lines]
+        stranger = client.get("/fhir/Group/received/$export?patient=Patient/nobody", headers=ASYNC)
+        assert stranger.status_code == 400, stranger.text
+        assert "not a member of Group/received" in stranger.text
+    kept = [r for r in exported if f"{r['resourceType']}/{r['id']}" in held]
+    assert _keys(kept) == set(held) and len(kept) == len(held)
+    # To another organization the Group does not exist: which members the plan received
+    # records for is its own business.
+    with new.client_with(exchanged["other"]) as client:
+        for path in ("/fhir/Group/received", "/fhir/Group/received/$export"):
+            refused = client.get(path, headers=ASYNC)
+            assert refused.status_code == 404, (path, refused.text)
+    with new.platform() as platform:
+        events = platform.audit.for_entity("Group", "received")
+    assert [e["actor"] for e in events] == ["plan-systems"]  # the refused read is no read
+    assert events[0]["action"] == "received.read" and events[0]["detail"] == {
+        "purpose": "HOPERAT",
+        "basis": "own-organization",
+        "members": 1,
+    }
+
+
 SECOND_NPI = "1679576722"
 
 

@@ -69,6 +69,7 @@ __all__ = [
     "accept_members",
     "accept_patient_export",
     "export_file_lines",
+    "members_named",
     "run_export",
 ]
 
@@ -125,17 +126,26 @@ def accept_group_export(command: GroupExportAsked, uow: BulkUnit) -> BulkJob:
         for member in group.body.get("member", [])
     ]
     members = list(dict.fromkeys(members))  # one Patient matched twice is exported once
-    if request.patients is not None:
-        held, named = set(members), set(request.patients)
-        strangers = [p for p in request.patients if p not in held]
-        if strangers:
-            issues = [
-                Issue(f"Patient/{p} is not a member of Group/{group_id}", "patient", "not-found")
-                for p in strangers
-            ]
-            raise InvalidInput("patient names members the Group does not hold", issues=issues)
-        members = [p for p in members if p in named]
+    members = members_named(members, request.patients, group_id)
     return accept_members(uow, JobKind.GROUP_EXPORT, members, asked, now)
+
+
+def members_named(
+    members: list[MemberId], patients: Sequence[MemberId] | None, group_id: str
+) -> list[MemberId]:
+    """The Group's ``members`` that the export's ``patient`` parameter names (all, when it
+    names none); a named Patient the Group does not hold is refused, each one named."""
+    if patients is None:
+        return members
+    held, named = set(members), set(patients)
+    strangers = [p for p in patients if p not in held]
+    if strangers:
+        issues = [
+            Issue(f"Patient/{p} is not a member of Group/{group_id}", "patient", "not-found")
+            for p in strangers
+        ]
+        raise InvalidInput("patient names members the Group does not hold", issues=issues)
+    return [p for p in members if p in named]
 
 
 def accept_patient_export(asked: ExportAsked, uow: BulkUnit) -> BulkJob:

@@ -7,7 +7,8 @@ token grants (SMART v1 or v2, per type or ``*``); a token that grants none is re
 before anything else is read. A Group export takes the client's own MatchedMembers
 Group; a Patient or system export, the members whose consent names the client; both
 payer-to-payer's ``exportType`` only. A provider's Group (``provider-<NPI>``) is Provider
-Access's (``bulk.provider_export``).
+Access's (``bulk.provider_export``); ``Group/received``, the plan's own organization's
+(``bulk.received_group``).
 
 The checks run in that order, an unreadable body told only once the caller may ask at
 all, so each request meets the same first error whatever else is wrong with it. The job
@@ -30,6 +31,7 @@ from payerbridge.bulk.export import (
 from payerbridge.bulk.member_match import MemberMatchAsked, accept_member_match
 from payerbridge.bulk.model import PDEX_VERSIONS, BulkJob, JobKind
 from payerbridge.bulk.provider_export import accept_provider_export
+from payerbridge.bulk.received_group import RECEIVED_GROUP_ID, accept_received_export
 from payerbridge.bulk.unit import BulkUnit
 from payerbridge.consent.model import Requester
 from payerbridge.errors import Forbidden, InvalidInput, Issue, NotFound, PayerBridgeError
@@ -150,6 +152,11 @@ def kick_off_export(command: ExportKickOff, uow: BulkUnit) -> KickedOff:
     if provider_of(group_id) is not None:
         job = accept_provider_export(GroupExportAsked(group_id, asked), uow)
         return KickedOff(job, export.notices)
+    if group_id == RECEIVED_GROUP_ID:  # the plan's own members (ADR 0052)
+        _require_export_type(export, PAYER_TO_PAYER_EXPORT)
+        return KickedOff(
+            accept_received_export(GroupExportAsked(group_id, asked), uow), export.notices
+        )
     if not ID_PATTERN.match(group_id):
         raise NotFound(f"Group/{group_id[:64]} does not exist")
     stored = uow.jobs.group(group_id)

@@ -41,6 +41,7 @@ from payerbridge.bulk.kick_off import (
     kick_off_member_match,
 )
 from payerbridge.bulk.model import BulkJob, BulkReason, JobKind, JobStatus, OutputFile
+from payerbridge.bulk.received_group import RECEIVED_GROUP_ID, read_received_group
 from payerbridge.errors import Issue, NotAcceptable, PayerBridgeError
 from payerbridge.fhir.bulk_member_match import MatchResult
 from payerbridge.fhir.bundles import searchset
@@ -339,7 +340,10 @@ def read_group(
     group_id: str, uow: BulkUnitDep, provider_access: ProviderAccessUnitDep, caller: CallerDep
 ) -> FhirResponse:
     """A result Group of the caller's own ``$bulk-member-match``, or, read by a provider
-    organization, its own attribution Group (``provider-<NPI>``, Provider Access)."""
+    organization, its own attribution Group (``provider-<NPI>``, Provider Access); read by
+    the plan's own organization, ``received`` (the members it holds received records for)."""
+    if group_id == RECEIVED_GROUP_ID:
+        return FhirResponse(read_received_group(caller.principal, uow))
     if provider_of(group_id) is not None:
         asked = ProviderGroupRead(caller.principal, group_id)
         return FhirResponse(read_provider_group(asked, provider_access))
