@@ -124,10 +124,10 @@ def import_directory(command: ImportDirectory, uow: DirectoryUnit) -> DirectoryI
             results.append(outcome)
         else:
             again.append(outcome)
-    with uow:
-        for each in held:
-            results.append(_hold(uow, bundle, each, command))
-        uow.record(*[_event(uow.now, bundle, r, command) for r in results])
+    with uow:  # each endpoint change was audited as it was applied
+        proposed = [_hold(uow, bundle, each, command) for each in held]
+        uow.record(*[_event(uow.now, bundle, r, command) for r in proposed])
+        results += proposed
         uow.record(_summary(uow.now, bundle, results, again, command))
     skipped = [
         OrganizationImported(p.partner_id, p.entry, "skipped", p.why) for p in bundle.skipped
@@ -199,18 +199,28 @@ def _compare(
     assert before is not None
     after = merged_partner(before, organization, bundle.source)
     changes = _endpoint_changes(before.endpoints, after.endpoints)
-    if changes:
-        try:
-            enrol_partner(EnrolPartner(after, command.actor, command.request_id), uow)
-        except StoreUnavailable:
-            raise  # retryable: the import as a whole is
-        except PayerBridgeError as exc:
-            return OrganizationImported(partner_id, entry, "skipped", exc.text, tuple(changes))
     # What the directory said before and held is not what it says now.
-    superseded = _supersede_pending(uow, bundle, organization, command)
-    why = f"superseded proposal {superseded}" if superseded else None
-    outcome = "updated" if changes else "unchanged"
-    return OrganizationImported(partner_id, entry, outcome, why, tuple(changes))
+    pending = _pending(uow, bundle, organization)
+    why = f"superseded proposal {pending.id}" if pending else None
+    if not changes:
+        if pending is not None:
+            with uow:
+                _supersede(uow, pending, command)
+        return OrganizationImported(partner_id, entry, "unchanged", why)
+    updated = OrganizationImported(partner_id, entry, "updated", why, tuple(changes))
+
+    def audited() -> None:  # in the registration's transaction: applied means audited
+        if pending is not None:
+            _supersede(uow, pending, command)
+        uow.record(_event(uow.now, bundle, updated, command))
+
+    try:
+        enrol_partner(EnrolPartner(after, command.actor, command.request_id, within=audited), uow)
+    except StoreUnavailable:
+        raise  # retryable: the import as a whole is
+    except PayerBridgeError as exc:
+        return OrganizationImported(partner_id, entry, "skipped", exc.text, tuple(changes))
+    return updated
 
 
 def _held_for(organization: DirectoryOrganization, before: Partner | None) -> tuple[str, ...]:
@@ -227,20 +237,13 @@ def _held_for(organization: DirectoryOrganization, before: Partner | None) -> tu
     return tuple(reasons)
 
 
-def _supersede_pending(
-    uow: DirectoryUnit,
-    bundle: DirectoryBundle,
-    organization: DirectoryOrganization,
-    command: ImportDirectory,
-) -> str | None:
-    """A pending proposal of this directory for the partner gives way to what the
-    directory says now; its id, if there was one."""
+def _pending(
+    uow: DirectoryUnit, bundle: DirectoryBundle, organization: DirectoryOrganization
+) -> PartnerProposal | None:
+    """This directory's pending proposal for the partner, which gives way to what the
+    directory says now (read before the unit takes its connection)."""
     latest = uow.proposals.latest(organization.partner_id, bundle.directory)
-    if latest is None or latest.status is not ProposalStatus.PENDING:
-        return None
-    with uow:
-        _supersede(uow, latest, command)
-    return latest.id
+    return latest if latest is not None and latest.status is ProposalStatus.PENDING else None
 
 
 def _supersede(uow: DirectoryUnit, proposal: PartnerProposal, command: ImportDirectory) -> None:

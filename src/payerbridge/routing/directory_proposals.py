@@ -9,6 +9,7 @@ is not what the directory said against what was registered.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import partial
 
 from payerbridge.errors import Conflict, NotFound
 from payerbridge.routing.directory_import import merged_partner, settle, standing
@@ -57,15 +58,17 @@ def approve_proposal(command: SettleProposal, uow: DirectoryUnit) -> Enrolled:
     partner, then mark it approved (both audited in the caller's name)."""
     proposal = pending_proposal(uow, command.proposal_id)
     partner = _proposed_partner(proposal, uow, command.client_id)
-    enrolled = enrol_partner(EnrolPartner(partner, command.actor, command.request_id), uow)
-    _settle(uow, proposal, ProposalStatus.APPROVED, command)
-    return enrolled
+    # Registered and approved in one transaction: never the one without the other.
+    approved = partial(_decide, uow, proposal, ProposalStatus.APPROVED, command)
+    asked = EnrolPartner(partner, command.actor, command.request_id, within=approved)
+    return enrol_partner(asked, uow)
 
 
 def reject_proposal(command: SettleProposal, uow: DirectoryUnit) -> PartnerProposal:
     """Mark the proposal rejected (audited); the partner stays as it is."""
     proposal = pending_proposal(uow, command.proposal_id)
-    _settle(uow, proposal, ProposalStatus.REJECTED, command)
+    with uow:
+        _decide(uow, proposal, ProposalStatus.REJECTED, command)
     settled = uow.proposals.get(proposal.id)
     assert settled is not None
     return settled
@@ -97,13 +100,12 @@ def _proposed_partner(
     return replace(merged, npi=organization.npi, auth=auth, client_id=client_id, token_url=None)
 
 
-def _settle(
+def _decide(
     uow: DirectoryUnit, proposal: PartnerProposal, status: ProposalStatus, command: SettleProposal
 ) -> None:
-    with uow:
-        decision = ProposalDecision(status, command.actor, command.note)
-        reasons = list(proposal.reasons)
-        if not settle(
-            uow, proposal, decision, command.request_id, reasons=reasons, note=command.note
-        ):
-            raise Conflict(f"proposal {proposal.id} was settled meanwhile")
+    """Settle the proposal in ``uow``'s transaction; Conflict (the transaction rolled
+    back) when it was settled meanwhile."""
+    decision = ProposalDecision(status, command.actor, command.note)
+    reasons = list(proposal.reasons)
+    if not settle(uow, proposal, decision, command.request_id, reasons=reasons, note=command.note):
+        raise Conflict(f"proposal {proposal.id} was settled meanwhile")

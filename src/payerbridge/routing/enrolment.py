@@ -13,6 +13,7 @@ The use cases take what was asked and the room's ``PartnersUnit`` (ADR 0051),
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -82,6 +83,9 @@ class EnrolPartner:
     actor: str
     request_id: str | None = None
     wellknown: str | None = None  # the davinci-configuration its endpoints were read from
+    # What else the registration's transaction holds (a directory's event, a proposal
+    # settled): committed with the partner or not at all.
+    within: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,8 @@ def enrol_partner(command: EnrolPartner, uow: PartnersUnit) -> Enrolled:
         if discovered is not None and "capabilities" in discovered:
             kept = _keep(uow, registry, partner, _read(discovered, previous), by)
             capabilities = kept.capabilities
+        if command.within is not None:
+            command.within()
     return Enrolled(partner, stored is None, capabilities, unread)
 
 

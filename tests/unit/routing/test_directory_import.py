@@ -5,6 +5,8 @@ a stale proposal is refused."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -64,9 +66,24 @@ class Proposals:
         return True
 
 
+class RollingRegistry(Registry):
+    """The directory whose transactions roll back: what a failed unit wrote is undone."""
+
+    @contextmanager
+    def begin(self) -> Iterator[Any]:
+        partners, events = dict(self.partners), list(self.events)
+        try:
+            with super().begin() as unit:
+                yield unit
+        except BaseException:
+            self.partners, self.events[:] = partners, events
+            raise
+
+
 class World:
     def __init__(self) -> None:
-        self.registry, self.discovery, self.proposals = Registry(), Discovery(), Proposals()
+        self.registry, self.discovery = RollingRegistry(), Discovery()
+        self.proposals = Proposals()
 
     def unit(self) -> DirectoryUnit:
         return DirectoryUnit(self.registry, self.registry, self.discovery, self.proposals)
@@ -110,6 +127,18 @@ def test_a_new_partner_is_held_and_approval_registers_it_through_enrolment() -> 
     assert [e.outcome for e in world.events("partner.proposal")] == ["approved"]
     with pytest.raises(Conflict):  # settled: no second approval
         world.approve(proposal.id)
+
+
+def test_an_approval_another_operator_settled_meanwhile_registers_nothing() -> None:
+    world = World()
+    world.run(one_payer("Acme", ACME, A, B))
+    (proposal,) = world.proposals.list(ProposalStatus.PENDING)
+    world.proposals.decide = lambda unit, proposal_id, decision: False  # type: ignore[method-assign]
+    with pytest.raises(Conflict, match="settled meanwhile"):
+        world.approve(proposal.id)
+    # Registered and approved in one transaction: neither, when the approval lost.
+    assert world.registry.partners == {}
+    assert not world.events("partner.register")
 
 
 def test_an_endpoint_only_change_applies_at_once_keeping_the_operators_endpoints() -> None:
