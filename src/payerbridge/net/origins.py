@@ -5,9 +5,10 @@ httpx would send them as Basic auth to whoever answers there (ADR 0046)."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from urllib.parse import urlsplit
 
-__all__ = ["has_userinfo", "origin", "same_origin"]
+__all__ = ["UrlFault", "has_userinfo", "origin", "same_origin", "url_fault"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -39,3 +40,19 @@ def has_userinfo(url: str) -> bool:
         return "@" in urlsplit(url.strip()).netloc
     except ValueError:
         return False
+
+
+class UrlFault(StrEnum):
+    """Why a URL is not one we may call; each caller names it in its own field's words."""
+
+    NOT_HTTP = "not-http"  # not an absolute http(s) URL with a host
+    CREDENTIALS = "credentials"  # user:password@, which would go out as Basic auth
+
+
+def url_fault(url: str) -> UrlFault | None:
+    """What stops ``url`` being an address we call (the first fault found); None: none."""
+    if origin(url) is None:
+        return UrlFault.NOT_HTTP
+    if has_userinfo(url):
+        return UrlFault.CREDENTIALS
+    return None

@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from payerbridge.errors import Issue
-from payerbridge.net.origins import has_userinfo
+from payerbridge.net.origins import UrlFault, url_fault
 from payerbridge.routing.endpoints import EndpointStatus, PartnerEndpoint
 from payerbridge.timestamps import instant_of
 
@@ -155,14 +155,15 @@ def read_endpoint(
 
 
 def _address_issues(address: str, where: str) -> list[Issue]:
-    parsed = urlparse(address)
     if len(address) > MAX_URL:
         return [Issue(f"address is longer than {MAX_URL} characters", where, "value")]
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+    fault = url_fault(address)
+    if fault is UrlFault.NOT_HTTP:
         return [Issue("address must be an absolute http(s) URL of a FHIR base", where, "value")]
-    if has_userinfo(address):
+    if fault is UrlFault.CREDENTIALS:
         text = "address must not carry a user name or password (user:password@)"
         return [Issue(text, where, "security")]
+    parsed = urlparse(address)
     if parsed.query or parsed.fragment:
         return [Issue("address must be a FHIR base, without a query or fragment", where, "value")]
     return []

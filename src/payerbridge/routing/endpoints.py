@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urlparse
 
 from payerbridge.errors import Issue
-from payerbridge.net.origins import has_userinfo
+from payerbridge.net.origins import UrlFault, url_fault
 
 __all__ = [
     "OPERATOR_SOURCE",
@@ -105,10 +104,10 @@ def endpoint_issues(
 
 
 def _address_issues(url: str, where: str) -> list[Issue]:
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+    fault = url_fault(url)
+    if fault is UrlFault.NOT_HTTP:
         return [Issue("url must be an absolute http(s) URL of a FHIR base", where)]
-    if has_userinfo(url):
+    if fault is UrlFault.CREDENTIALS:
         return [Issue("url must not carry a user name or password (user:password@)", where)]
     return []
 

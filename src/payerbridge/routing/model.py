@@ -8,11 +8,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urlparse
 from zoneinfo import ZoneInfo
 
 from payerbridge.errors import InvalidInput, Issue
-from payerbridge.net.origins import has_userinfo
+from payerbridge.net.origins import UrlFault, url_fault
 from payerbridge.npi import is_valid_npi
 from payerbridge.routing.endpoints import (
     EndpointStatus,
@@ -357,16 +356,16 @@ def validate_partner(partner: Partner) -> None:
         issues.append(Issue("name is required", "name", "required"))
     if not is_valid_npi(partner.npi):
         issues.append(Issue("npi must be a 10-digit NPI with a valid check digit", "npi"))
-    parsed = urlparse(partner.base_url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+    faults = {"base_url": url_fault(partner.base_url)}
+    if partner.token_url is not None:
+        faults["token_url"] = url_fault(partner.token_url)
+    if faults["base_url"] is UrlFault.NOT_HTTP:
         issues.append(
             Issue("base_url must be an absolute http(s) URL of the partner's FHIR base", "base_url")
         )
-    if partner.token_url is not None:
-        token = urlparse(partner.token_url)
-        if token.scheme not in ("http", "https") or not token.netloc:
-            issues.append(Issue("token_url must be an absolute http(s) URL", "token_url"))
-    issues.extend(_credentials_in(("base_url", partner.base_url), ("token_url", partner.token_url)))
+    if faults.get("token_url") is UrlFault.NOT_HTTP:
+        issues.append(Issue("token_url must be an absolute http(s) URL", "token_url"))
+    issues.extend(_credentials_in(faults))
     if partner.client_id is not None and not partner.client_id.strip():
         issues.append(Issue("client_id must not be blank", "client_id"))
     if partner.auth is PartnerAuth.NONE and partner.token_url is not None:
@@ -381,7 +380,7 @@ def validate_partner(partner: Partner) -> None:
         raise InvalidInput("the partner registration is not valid", issues=issues)
 
 
-def _credentials_in(*fields: tuple[str, str | None]) -> list[Issue]:
+def _credentials_in(faults: dict[str, UrlFault | None]) -> list[Issue]:
     """A URL with ``user:password@`` in it is refused: its credentials would go as Basic
     auth to whoever answers there (ADR 0046)."""
     return [
@@ -392,6 +391,6 @@ def _credentials_in(*fields: tuple[str, str | None]) -> list[Issue]:
             name,
             "value",
         )
-        for name, url in fields
-        if url is not None and has_userinfo(url)
+        for name, fault in faults.items()
+        if fault is UrlFault.CREDENTIALS
     ]

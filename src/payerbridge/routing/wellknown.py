@@ -21,10 +21,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from payerbridge.errors import InvalidInput, Issue, UnprocessableRequest
-from payerbridge.net.origins import has_userinfo, origin, same_origin
+from payerbridge.net.origins import UrlFault, origin, same_origin, url_fault
 from payerbridge.npi import is_valid_npi
 from payerbridge.routing.endpoints import MAX_ENDPOINTS, PartnerEndpoint
 
@@ -174,9 +173,10 @@ def read_wellknown(document: bytes, location: str) -> WellknownReading:
 
 def location_issues(location: str) -> list[Issue]:
     """What is wrong with a davinci-configuration location as given."""
-    if origin(location) is None:
+    fault = url_fault(location)
+    if fault is UrlFault.NOT_HTTP:
         return [Issue("the location must be an absolute http(s) URL", "wellknown_url")]
-    if has_userinfo(location):
+    if fault is UrlFault.CREDENTIALS:
         return [Issue("the location must not carry user:password@", "wellknown_url", "security")]
     return []
 
@@ -241,9 +241,10 @@ def _endpoints(
 def _url_problem(url: Any, location: str, called: bool) -> str | None:
     if not isinstance(url, str) or len(url) > 500:
         return "the value must be a URL (a string of at most 500 characters)"
-    if origin(url) is None or not urlsplit(url).netloc:
+    fault = url_fault(url)
+    if fault is UrlFault.NOT_HTTP:
         return "the value must be an absolute http(s) URL"
-    if has_userinfo(url):
+    if fault is UrlFault.CREDENTIALS:
         return "the value must not carry user:password@ (it would go out as Basic auth)"
     if called and not same_origin(url, location):
         return (
