@@ -416,14 +416,26 @@ def _resources(result: Any, mapping: Mapping) -> list[dict[str, Any]]:
     return out
 
 
+_EMPTIABLE = (str, list, dict)
+
+
 def _pruned(value: Any) -> Any:
-    """Without nulls, empty strings, empty arrays and empty objects: FHIR allows none."""
+    """Without nulls, empty strings, empty arrays and empty objects: FHIR allows none.
+    (One pass, no equality tests: it runs on every resource a large file maps to.)"""
     if isinstance(value, dict):
-        kept = {k: _pruned(v) for k, v in value.items()}
-        return {k: v for k, v in kept.items() if v not in (None, "", [], {})}
+        kept = {}
+        for key, item in value.items():
+            item = _pruned(item)
+            if item is not None and (item or not isinstance(item, _EMPTIABLE)):
+                kept[key] = item
+        return kept
     if isinstance(value, list):
-        items = [_pruned(v) for v in value]
-        return [v for v in items if v not in (None, "", [], {})]
+        items = []
+        for item in value:
+            item = _pruned(item)
+            if item is not None and (item or not isinstance(item, _EMPTIABLE)):
+                items.append(item)
+        return items
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
