@@ -2,7 +2,9 @@
 payer and the sandbox FHIR server (``payerbridge sandbox fhir-source``) as real
 processes. What an exchange received arrives at the destination, counted per type
 against what the old payer sent; a replay writes nothing twice; a destination that is
-stopped makes the delivery wait until it is back; one that refuses ends it ``refused``."""
+stopped makes the delivery wait until it is back; one that refuses ends it ``refused``.
+The destination holds every reference as HAPI does: what was received for a member
+refers to her one Patient there, hers when it has her, else the one we create."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -20,7 +22,9 @@ import httpx
 import orjson
 import pytest
 
+from payerbridge.fhir.codes import RECORD_ROLE, V2_0203
 from payerbridge.fhir.completeness import SOURCE_UNAVAILABLE, Gap, outcome_entry
+from payerbridge.fhir.resources import compartment_patient
 from payerbridge.security.model import OPERATOR_SCOPE
 from payerbridge_tools.sandbox.generator import write_network
 from tests.e2e.onboarding import FOUR, PARTNER, imported, two_payers, wait_done
@@ -34,6 +38,8 @@ from tests.servers import (
     probe,
     public_jwk,
 )
+
+MB = {"system": V2_0203, "code": "MB"}
 
 
 @dataclass
@@ -74,6 +80,13 @@ class Destination:
         summary: dict[str, Any] = httpx.get(f"{self.base}/fhir/_written", timeout=10).json()
         return summary
 
+    def records(self, kind: str) -> list[dict[str, Any]]:
+        """What it took as a destination of ``kind``, as it holds them."""
+        found: list[dict[str, Any]] = httpx.get(
+            f"{self.base}/_control/written/{kind}", timeout=10
+        ).json()
+        return found
+
     def control(self, mode: str) -> None:
         httpx.post(f"{self.base}/_control", json={"mode": mode}, timeout=10).raise_for_status()
 
@@ -81,7 +94,7 @@ class Destination:
 @pytest.fixture(scope="module")
 def network(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("network")
-    write_network(out, 1, 20, 17, date.today() - timedelta(days=1), switchers=4)
+    write_network(out, 1, 20, 17, date.today() - timedelta(days=1), switchers=5)
     return out
 
 
@@ -149,8 +162,18 @@ def test_what_an_exchange_received_arrives_and_a_replay_writes_nothing_twice(
     assert delivery["state"] == "delivered" and delivery["destination"] == "plan-fhir"
     sent = _sent(first)
     assert sent["Patient"] == 1 and sent["Provenance"] >= 1 and len(sent) > 3, sent
-    assert delivery["written"] == sent  # every resource received, our Provenance included
-    assert destination.written()["types"] == sent  # as the destination itself counts
+    # Every resource received, our Provenance included, and the member's one Patient
+    # (ADR 0054): ours, since the plan holds none for her, created there on her member
+    # id, birth date and gender, since the destination has no one who agrees.
+    assert first["completeness"]["member_patient"]["how"] == "derived-none"
+    assert delivery["written"] == {**sent, "Patient": sent["Patient"] + 1}
+    assert destination.written()["types"] == delivery["written"]  # as it counts itself
+    request = switcher_to(network, 0)["request"]
+    (one,) = [p for p in destination.records("Patient") if _role(p) == "member"]
+    assert one["identifier"][0]["system"] == _member_ids(new)
+    assert one["identifier"][0]["value"] == request["new_coverage"]["member_id"]
+    assert one["birthDate"] == request["member"]["birth_date"]
+    _all_hers(destination, destination.written()["types"], one["id"])
     # Each labelled as a regular consent would judge it (ADR 0052): none unlabelled.
     labels = destination.written()["confidentiality"]
     assert "none" not in labels and labels.get("N"), labels
@@ -185,6 +208,64 @@ def test_what_an_exchange_received_arrives_and_a_replay_writes_nothing_twice(
         if kind != "Provenance":
             assert after["types"][kind] == count, kind
             assert after["versions"][kind] == before["versions"][kind], kind
+
+
+def _role(patient: dict[str, Any]) -> str | None:
+    tags = (patient.get("meta") or {}).get("tag") or []
+    return next((t["code"] for t in tags if t.get("system") == RECORD_ROLE), None)
+
+
+def _member_ids(new: ServerProcess) -> str:
+    """The system of the plan's member ids (``fhir.member_match.member_id_system``)."""
+    return f"{new.base_url}/fhir/NamingSystem/member-id"
+
+
+def _all_hers(destination: Destination, kinds: Iterable[str], patient_id: str) -> None:
+    """Every record of a member there is in ``patient_id``'s compartment (the sources'
+    Patients link to her): the references the destination itself settled."""
+    for kind in kinds:
+        for resource in destination.records(kind):
+            if kind == "Patient" and _role(resource) == "source":
+                assert resource["link"][0]["other"]["reference"] == f"Patient/{patient_id}"
+            elif kind not in ("Patient", "Provenance", "Organization", "Practitioner"):
+                assert compartment_patient(resource) == patient_id, resource["resourceType"]
+
+
+def test_the_member_the_destination_holds_gets_her_records_and_her_sister_is_left_alone(
+    payers: tuple[ServerProcess, ServerProcess, dict[str, Any], Destination],
+    network: Path,
+) -> None:
+    """The plan's FHIR server holds the member, and her sister on the same card (another
+    birth date): what was received for her goes to her, and nothing to the sister."""
+    _old, new, _info, destination = payers
+    request = switcher_to(network, 4)["request"]
+    member, card = request["member"], request["new_coverage"]["member_id"]
+    mb = {"system": _member_ids(new), "value": card, "type": {"coding": [MB]}}
+    for rid, born in (("plan-her", member["birth_date"]), ("plan-sister", "2019-05-01")):
+        patient = {"resourceType": "Patient", "id": rid, "identifier": [mb], "birthDate": born}
+        patient["gender"] = member["gender"]
+        add = httpx.post(f"{destination.base}/_control/records", json={"resource": patient})
+        add.raise_for_status()
+    before = {kind: _ids(destination, kind) for kind in ("Patient", "ExplanationOfBenefit")}
+    with new.client() as client:
+        done = _delivered(client, submit(client, request))
+    (delivery,) = done["delivery"]
+    assert delivery["state"] == "delivered", delivery
+    sent = _sent(done)  # and her Patient, posted as a conditional create, found there
+    assert delivery["written"] == {**sent, "Patient": sent["Patient"] + 1}
+    (source,) = [p for p in destination.records("Patient") if p["id"] not in before["Patient"]]
+    assert _role(source) == "source"  # the old payer's, linked to her
+    assert source["link"][0]["other"]["reference"] == "Patient/plan-her"
+    claims = [
+        c
+        for c in destination.records("ExplanationOfBenefit")
+        if c["id"] not in before["ExplanationOfBenefit"]
+    ]
+    assert claims and {compartment_patient(c) for c in claims} == {"plan-her"}
+
+
+def _ids(destination: Destination, kind: str) -> set[str]:
+    return {r["id"] for r in destination.records(kind)}
 
 
 def test_an_onboarding_delivers_what_it_stored(
@@ -240,7 +321,8 @@ def test_a_stopped_destination_makes_the_delivery_wait_and_one_that_refuses_ends
         done = _delivered(client, location, timeout=120)
         (delivery,) = done["delivery"]
         assert delivery["state"] == "delivered" and delivery["attempts"] > 1
-        assert destination.written()["types"] == _sent(done)
+        sent = _sent(done)  # and the member's one Patient, ours
+        assert destination.written()["types"] == {**sent, "Patient": sent["Patient"] + 1}
 
         destination.control("refuse-writes")
         refused = _delivered(client, submit(client, switcher_to(network, 3)["request"]))

@@ -13,6 +13,15 @@ earlier one, or before: unchanged, not sent again) is a **conditional reference*
 (``Type?identifier=system|value``) when the resource is written conditionally, else
 ``Type/<our id>``; references to anything else are left as they are.
 
+A **Patient** is never written by a conditional update: an identifier a Patient carries
+(a member id shared by a family, an SSN) may be another person's at the destination, and
+the update would overwrite her. The member's one Patient (ADR 0054: the plan's own, or
+ours for the member) goes as a **conditional create** on the rule that chose it, her
+member id (typed MB) with her birth date and, where given, her gender
+(``POST Patient``, ``ifNoneExist``): the destination's one Patient that agrees is hers,
+none makes one, several refuse the whole transaction (412), so a person decides. Other
+Patients (an old payer's, kept as source records) go by our id.
+
 A large record is cut into Bundles of at most ``max_entries`` entries, in an order where
 what is referenced comes first (strongly connected resources, which refer to each other
 in a circle, stay in one Bundle, which may then be larger): every conditional reference
@@ -34,7 +43,8 @@ from urllib.parse import quote
 
 import orjson
 
-from payerbridge.fhir.resources import iter_references, rewrite_references
+from payerbridge.fhir.codes import V2_0203
+from payerbridge.fhir.resources import is_source_record, iter_references, rewrite_references
 
 __all__ = [
     "DEFAULT_MAX_ENTRIES",
@@ -43,6 +53,7 @@ __all__ = [
     "conditional_url",
     "content_hash",
     "escape_token",
+    "member_criteria",
     "plan_transactions",
     "reference_to",
 ]
@@ -87,8 +98,13 @@ def _identifier(resource: Mapping[str, Any]) -> tuple[str, str] | None:
 
 
 def _targets(resources: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    """Each held resource's conditional URL, for those whose identifier is theirs alone."""
-    keyed = {_ref(r): (r["resourceType"], key) for r in resources if (key := _identifier(r))}
+    """Each held resource's conditional URL, for those whose identifier is theirs alone
+    (never a Patient's: see the module)."""
+    keyed = {
+        _ref(r): (r["resourceType"], key)
+        for r in resources
+        if r["resourceType"] != "Patient" and (key := _identifier(r))
+    }
     uses = Counter(keyed.values())
     return {
         ref: conditional_url(kind, *key)
@@ -97,13 +113,35 @@ def _targets(resources: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     }
 
 
+def member_criteria(patient: Mapping[str, Any]) -> str | None:
+    """The search that finds the member's Patient at the destination as ADR 0054 chose
+    her here: her member id (an identifier typed MB), her birth date, and her gender where
+    she has one; None when she lacks the member id or the birth date."""
+    birth_date = patient.get("birthDate")
+    if patient.get("resourceType") != "Patient" or not isinstance(birth_date, str):
+        return None
+    for identifier in patient.get("identifier") or ():
+        system, value = identifier.get("system"), identifier.get("value")
+        codes = (identifier.get("type") or {}).get("coding") or ()
+        typed = any(c.get("system") == V2_0203 and c.get("code") == "MB" for c in codes)
+        if typed and isinstance(system, str) and system and isinstance(value, str) and value:
+            query = f"identifier={escape_token(system)}|{escape_token(value)}"
+            query += f"&birthdate={quote(birth_date, safe='')}"
+            gender = patient.get("gender")
+            return query + (f"&gender={quote(gender, safe='')}" if isinstance(gender, str) else "")
+    return None
+
+
 def reference_to(resource: Mapping[str, Any], *, conditional: bool) -> str:
-    """How a Bundle names a resource we wrote before: on its identifier when it was
-    written by a conditional update, else by our id."""
-    key = _identifier(resource) if conditional else None
-    if key is None:
+    """How a Bundle names a resource we wrote before: on its identifier (a member's
+    Patient: on ``member_criteria``) when it was written conditionally, else by our id."""
+    if not conditional:
         return _ref(resource)
-    return conditional_url(resource["resourceType"], *key)
+    if resource["resourceType"] == "Patient":
+        criteria = member_criteria(resource)
+        return f"Patient?{criteria}" if criteria is not None else _ref(resource)
+    key = _identifier(resource)
+    return _ref(resource) if key is None else conditional_url(resource["resourceType"], *key)
 
 
 @dataclass(frozen=True)
@@ -112,15 +150,15 @@ class Entry:
     resource_type: str
     content_hash: str
     full_url: str
-    url: str  # the request's: Type?identifier=... or Type/id (a reference to it, later)
+    url: str  # the request's: Type?identifier=..., Type/id, or Patient (created if none)
     resource: dict[str, Any]
+    if_none_exist: str | None = None  # a conditional create's criteria (the member's Patient)
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "fullUrl": self.full_url,
-            "resource": self.resource,
-            "request": {"method": "PUT", "url": self.url},
-        }
+        request: dict[str, str] = {"method": "PUT", "url": self.url}
+        if self.if_none_exist is not None:
+            request = {"method": "POST", "url": self.url, "ifNoneExist": self.if_none_exist}
+        return {"fullUrl": self.full_url, "resource": self.resource, "request": request}
 
 
 @dataclass(frozen=True)
@@ -211,6 +249,16 @@ def plan_transactions(
         raise ValueError("max_entries must be at least 1")
     by_ref = {_ref(r): r for r in held}
     conditional = _targets(list(by_ref.values()))
+    # The member's one Patient, created unless the destination has her (see the module);
+    # two that one search would find (twins on one card) go by our ids: none is guessed.
+    searched = {
+        ref: criteria
+        for ref, r in by_ref.items()
+        if not is_source_record(r) and (criteria := member_criteria(r)) is not None
+    }
+    uses = Counter(searched.values())
+    created = {ref: criteria for ref, criteria in searched.items() if uses[criteria] == 1}
+    conditional |= {ref: f"Patient?{criteria}" for ref, criteria in created.items()}
     before = written or {}
     outside = elsewhere or {}
     hashes = {ref: content_hash(r) for ref, r in by_ref.items()}
@@ -230,11 +278,13 @@ def plan_transactions(
         for ref in chunk:
             resource = rewrite_references(sending[ref], rewrite)
             url = conditional.get(ref)
-            if url is not None:
+            if url is not None:  # the destination settles the id
                 resource = {k: v for k, v in resource.items() if k != "id"}
-            entries.append(
-                Entry(ref, ref.split("/", 1)[0], hashes[ref], _urn(ref), url or ref, resource)
-            )
+            kind, urn = ref.split("/", 1)[0], _urn(ref)
+            if ref in created:
+                entries.append(Entry(ref, kind, hashes[ref], urn, kind, resource, created[ref]))
+            else:
+                entries.append(Entry(ref, kind, hashes[ref], urn, url or ref, resource))
         counts = Counter(entry.resource_type for entry in entries)
         transactions.append(Transaction(tuple(entries), dict(sorted(counts.items()))))
     return transactions

@@ -35,7 +35,7 @@ from payerbridge.delivery.model import (
 )
 from payerbridge.delivery.unit import DestinationUnit
 from payerbridge.exchange.model import DATA_ENDS
-from payerbridge.fhir.resources import is_member_record, iter_references
+from payerbridge.fhir.resources import compartment_patient, iter_references
 from payerbridge.types import ExchangeId
 
 __all__ = [
@@ -111,13 +111,11 @@ def deliver_once(command: DeliverOnce, uow: DestinationUnit) -> datetime | None:
     total = sum(record.written.values())  # what this delivery wrote on earlier attempts
     held_count = 0
     for batch in uow.held.batches(record.subject):
-        # Judged whole (what a regular consent withholds spreads), labelled, then filtered;
-        # our Patient for a member is ours alone: never written over the plan's (ADR 0054).
+        # Judged whole (what a regular consent withholds spreads), labelled, then filtered.
         held = [
             r
-            for r in labelled_together(batch, uow.segmentation)
-            if (destination.types is None or r["resourceType"] in destination.types)
-            and not is_member_record(r)
+            for r in labelled_together(_with_members(uow, batch), uow.segmentation)
+            if destination.types is None or r["resourceType"] in destination.types
         ]
         transactions = _planned(uow, record, held, policy)
         held_count += len(held)
@@ -140,6 +138,16 @@ def deliver_once(command: DeliverOnce, uow: DestinationUnit) -> datetime | None:
     # Unchanged: what the destination had from us before this delivery, not written again.
     _end(uow, record, DeliveryState.DELIVERED, None, unchanged=held_count - total)
     return None
+
+
+def _with_members(uow: DestinationUnit, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The batch with the Patient of each member whose records it holds: the plan's own
+    (ADR 0054), which an exchange does not store again, goes too, as a conditional create
+    (``bundle``), so that what refers to her resolves at the destination."""
+    refs = {f"{r['resourceType']}/{r['id']}" for r in batch}
+    owners = {f"Patient/{p}" for r in batch if (p := compartment_patient(r))} - refs
+    found = uow.held.by_refs(sorted(owners)) if owners else []
+    return [*batch, *(r for r in found if r["resourceType"] == "Patient")]
 
 
 def _planned(

@@ -12,14 +12,15 @@ It serves ``quirks.quirky_population`` (deterministic by seed) under ``/fhir``:
 - ``GET /fhir/Patient/$export?_type=Patient[&_since=T]`` (Bulk Data: 202, status, NDJSON
   files that need the token);
 - ``POST /fhir``: a transaction Bundle, as a destination takes it (``fhir_written``: all
-  or nothing, conditional updates by identifier; a token with a write scope such as
-  ``system/*.write``); what it took is found by searches too
+  or nothing, conditional updates and creates, every reference held; a token with a
+  write scope such as ``system/*.write``); what it took is found by searches too
   (``GET /fhir/<Type>?identifier=system|value``, ``GET /fhir/<Type>?_count=N``) and
   counted per type by ``GET /fhir/_written`` (no token: a test double's count).
 
 Test controls (no token; a test double, never a product endpoint): ``GET|POST
 /_control`` reads or sets how it misbehaves, ``POST /_control/records`` adds a
-resource to a member after start, ``POST /_control/reset`` puts everything back::
+resource to a member after start, ``GET /_control/written/<Type>`` lists what it took
+as a destination of a type, ``POST /_control/reset`` puts everything back::
 
     {"mode": "normal" | "down" | "slow" | "fail-page" | "bad-page",
      "delay": 5,             # slow: seconds added to each request
@@ -229,6 +230,10 @@ def build_app(options: FhirSourceOptions | None = None) -> Starlette:
             return Response(orjson.dumps({"error": 'give {"resource": {...}}'}), 400)
         return _fhir(state.add(resource, datetime.now(UTC)), 201)
 
+    async def written_of_type(request: Request) -> Response:
+        kind = request.path_params["type"]
+        return Response(orjson.dumps(state.written.of_type(kind)), media_type="application/json")
+
     async def reset(_request: Request) -> Response:
         state.reset()
         return Response(orjson.dumps(state.report()), media_type="application/json")
@@ -242,6 +247,7 @@ def build_app(options: FhirSourceOptions | None = None) -> Starlette:
             Route("/_control", control, methods=["GET", "POST"]),
             Route("/_control/records", add_record, methods=["POST"]),
             Route("/_control/reset", reset, methods=["POST"]),
+            Route("/_control/written/{type}", written_of_type),
             Route("/auth/token", token, methods=["POST"]),
             Route("/fhir", transaction, methods=["POST"]),
             Route("/fhir/_written", written),

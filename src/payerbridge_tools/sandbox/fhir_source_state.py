@@ -96,7 +96,13 @@ class FhirSourceState:
 
     def __post_init__(self) -> None:
         self.control = self.options.control
+        self.written.served = self._served
+        self.written.serves = lambda kind, rid: (kind, rid) in self.resources
         self._load()
+
+    def _served(self, kind: str) -> list[dict[str, Any]]:
+        """The population's resources of ``kind`` (called under ``written``'s lock)."""
+        return [r for (k, _), r in list(self.resources.items()) if k == kind]
 
     def reset(self) -> None:
         """Back to the generated population, the control normal, no tokens."""

@@ -11,12 +11,16 @@ from hypothesis import strategies as st
 from payerbridge.delivery.bundle import (
     conditional_url,
     content_hash,
+    member_criteria,
     plan_transactions,
+    reference_to,
 )
-from payerbridge.fhir.resources import iter_references
+from payerbridge.fhir.codes import RECORD_ROLE, V2_0203
+from payerbridge.fhir.resources import is_source_record, iter_references
 
 TYPES = ["Patient", "Coverage", "Encounter", "Condition", "Provenance"]
 _text = st.text(min_size=1, max_size=12)
+MB = {"system": V2_0203, "code": "MB"}
 
 
 def _split_token(query: str) -> tuple[str, str]:
@@ -32,6 +36,21 @@ def _unescape(text: str) -> str:
     return "".join(out)
 
 
+_demographics = st.fixed_dictionaries(
+    {},
+    optional={"birthDate": st.sampled_from(["2001-02-03", "2024-12-31"]), "gender": _text},
+)
+
+
+def _request_key(entry: dict[str, Any]) -> str:
+    """How a later Bundle names what an entry wrote: its URL, or, created unless it
+    exists, the search it was created on."""
+    request = entry["request"]
+    if request["method"] == "POST":
+        return f"{request['url']}?{request['ifNoneExist']}"
+    return str(request["url"])
+
+
 @st.composite
 def records(draw: st.DrawFn) -> list[dict[str, Any]]:
     count = draw(st.integers(1, 25))
@@ -43,6 +62,12 @@ def records(draw: st.DrawFn) -> list[dict[str, Any]]:
         if draw(st.booleans()):
             system, value = draw(st.sampled_from(shared) | st.tuples(_text, _text))
             resource["identifier"] = [{"system": system, "value": value}]
+            if kind == "Patient" and draw(st.booleans()):  # a member id (typed MB)
+                resource["identifier"][0]["type"] = {"coding": [{"system": V2_0203, "code": "MB"}]}
+        if kind == "Patient":
+            resource |= draw(_demographics)
+            if draw(st.booleans()):  # an old payer's Patient, kept as a source record
+                resource["meta"]["tag"] = [{"system": RECORD_ROLE, "code": "source"}]
         targets = draw(st.lists(st.sampled_from(refs), max_size=3))
         resource["about"] = [{"reference": f"{t}/{i}"} for t, i in targets]
         resource["elsewhere"] = {"reference": "Organization/not-held"}
@@ -63,14 +88,14 @@ def test_every_resource_once_and_every_reference_resolves(
         bundle = transaction.as_bundle()
         full_urls = {entry["fullUrl"] for entry in bundle["entry"]}
         assert len(full_urls) == len(bundle["entry"])
-        assert len({entry["request"]["url"] for entry in bundle["entry"]}) == len(full_urls)
+        assert len({_request_key(entry) for entry in bundle["entry"]}) == len(full_urls)
         for entry in bundle["entry"]:
             for reference in iter_references(entry["resource"]):
                 if reference.startswith("urn:uuid:"):
                     assert reference in full_urls
                 elif reference != "Organization/not-held":
                     assert reference in earlier  # posted in an earlier Bundle
-        earlier |= {entry["request"]["url"] for entry in bundle["entry"]}
+        earlier |= {_request_key(entry) for entry in bundle["entry"]}
         assert sum(transaction.counts.values()) == len(bundle["entry"])
 
 
@@ -83,6 +108,8 @@ def test_conditional_urls_name_the_identifier_escaped(
     for transaction in plan_transactions(held, max_entries=max_entries):
         for entry in transaction.entries:
             resource = by_ref[entry.ref]
+            if entry.if_none_exist is not None or resource["resourceType"] == "Patient":
+                continue  # a Patient: test_no_patient_is_ever_written_over_by_an_identifier
             if "?" not in entry.url:
                 assert entry.url == entry.ref and entry.resource["id"] == resource["id"]
                 continue
@@ -121,14 +148,84 @@ def test_a_shared_identifier_falls_back_to_our_id() -> None:
     assert sorted(e.url for e in only.entries) == ["Coverage/a", "Coverage/b"]
 
 
-def test_a_reference_to_what_was_written_before_names_it_as_it_was_written() -> None:
-    from payerbridge.delivery.bundle import reference_to
+@settings(max_examples=150, deadline=None)
+@given(records(), st.integers(1, 8))
+def test_no_patient_is_ever_written_over_by_an_identifier(
+    held: list[dict[str, Any]], max_entries: int
+) -> None:
+    """A member id or an SSN may be another person's at the destination: a Patient is
+    created unless the one who agrees on member id, birth date and gender is there, or
+    written by our id; never updated by a search."""
+    by_ref = {f"{r['resourceType']}/{r['id']}": r for r in held}
+    for transaction in plan_transactions(held, max_entries=max_entries):
+        for entry in transaction.as_bundle()["entry"]:
+            resource = entry["resource"]
+            if resource["resourceType"] != "Patient":
+                continue
+            request = entry["request"]
+            original = next(
+                r for ref, r in by_ref.items() if _request_key(entry) in (ref, _created(r))
+            )
+            criteria = member_criteria(original)
+            alike = [
+                r for r in held if not is_source_record(r) and _created(r) == _created(original)
+            ]
+            if criteria is None or is_source_record(original) or len(alike) > 1:
+                assert request == {"method": "PUT", "url": f"Patient/{original['id']}"}
+                continue
+            assert request == {"method": "POST", "url": "Patient", "ifNoneExist": criteria}
+            assert "id" not in resource
+            params = dict(pair.split("=", 1) for pair in criteria.split("&"))
+            mb = original["identifier"][0]
+            assert _split_token(params["identifier"]) == (mb["system"], mb["value"])
+            assert params["birthdate"] == original["birthDate"]
+            assert unquote(params.get("gender", "")) == original.get("gender", "")
 
-    patient = {"resourceType": "Patient", "id": "p", "identifier": [{"system": "s", "value": "v"}]}
-    claim = {"resourceType": "Claim", "id": "c", "patient": {"reference": "Patient/p"}}
-    elsewhere = {"Patient/p": reference_to(patient, conditional=True)}
+
+def test_two_patients_one_search_would_find_go_by_our_ids() -> None:
+    twin = {
+        "resourceType": "Patient",
+        "identifier": [{"system": "s", "value": "v", "type": {"coding": [MB]}}],
+        "birthDate": "2024-12-31",
+    }
+    (only,) = plan_transactions([{**twin, "id": "a"}, {**twin, "id": "b"}])
+    assert sorted(e.url for e in only.entries) == ["Patient/a", "Patient/b"]
+    assert all(e.if_none_exist is None for e in only.entries)
+
+
+def _created(patient: dict[str, Any]) -> str | None:
+    criteria = member_criteria(patient)
+    return None if criteria is None else f"Patient?{criteria}"
+
+
+def test_a_reference_to_what_was_written_before_names_it_as_it_was_written() -> None:
+    coverage = {
+        "resourceType": "Coverage",
+        "id": "v",
+        "identifier": [{"system": "s", "value": "1"}],
+    }
+    member = {
+        "resourceType": "Patient",
+        "id": "p",
+        "identifier": [{"system": "s", "value": "v", "type": {"coding": [MB]}}],
+        "birthDate": "2001-02-03",
+    }
+    claim = {
+        "resourceType": "Claim",
+        "id": "c",
+        "patient": {"reference": "Patient/p"},
+        "insurance": [{"coverage": {"reference": "Coverage/v"}}],
+    }
+    elsewhere = {
+        "Patient/p": reference_to(member, conditional=True),
+        "Coverage/v": reference_to(coverage, conditional=True),
+    }
     (only,) = plan_transactions([claim], elsewhere=elsewhere)
-    assert only.entries[0].resource["patient"] == {"reference": "Patient?identifier=s|v"}
-    assert reference_to(patient, conditional=False) == "Patient/p"
+    written = only.entries[0].resource
+    assert written["patient"] == {"reference": "Patient?identifier=s|v&birthdate=2001-02-03"}
+    assert written["insurance"][0]["coverage"] == {"reference": "Coverage?identifier=s|1"}
+    assert reference_to(member, conditional=False) == "Patient/p"
+    # A Patient without a member id and a birth date is named by our id, as it was written.
+    assert reference_to({**member, "birthDate": None}, conditional=True) == "Patient/p"
     (plain,) = plan_transactions([claim])  # not written by us before: left as it is
     assert plain.entries[0].resource["patient"] == {"reference": "Patient/p"}

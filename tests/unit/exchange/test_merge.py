@@ -193,8 +193,12 @@ def test_a_patient_with_the_member_id_untyped_or_of_another_value_is_not_the_mem
 
 def test_merged_keeps_provenance_targets_and_links_the_source_patient() -> None:
     holder = Holder("client", "M1", "1234567893")
-    choice = choose_member_patient(holder, MemberFacts("M1", "2024-03-01", "female"), [])
-    record = member_record(choice, "M1", "https://us/NamingSystem/member-id")
+    facts = MemberFacts("M1", "2024-03-01", "female")
+    choice = choose_member_patient(holder, facts, [])
+    record = member_record(choice, facts, "https://us/NamingSystem/member-id")
+    # What the plan said of its member: how its FHIR server finds her (delivery.bundle).
+    assert (record["birthDate"], record["gender"]) == ("2024-03-01", "female")
+    assert member_record(choice, MemberFacts("M1", "2024-03-01", None), None).get("gender") is None
     source = holder.our_id("Patient/p")
     resources = [
         {"resourceType": "Patient", "id": source},
@@ -213,7 +217,8 @@ def test_merged_keeps_provenance_targets_and_links_the_source_patient() -> None:
     assert by_type["Patient"]["link"][0]["other"] == {"reference": f"Patient/{one}"}
     ours = kept.resources[-1][0]
     assert is_member_record(ours) and not is_member_record(by_type["Patient"])
-    assert "birthDate" not in ours and "name" not in ours  # demographics stay with sources
+    # The sources' demographics stay with them: ours has only what the plan said.
+    assert "name" not in ours and "address" not in ours and "telecom" not in ours
     assert kept.refs == {f"Patient/{source}", "Coverage/c", "Provenance/v", f"Patient/{one}"}
 
 

@@ -85,3 +85,63 @@ def test_a_conditional_reference_to_nothing_refuses_it() -> None:
     with pytest.raises(TransactionRefused) as refused:
         store.transact(bundle, NOW)
     assert refused.value.status == 412 and not store.resources
+
+
+def _bundle(*entries: dict[str, Any]) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": "transaction", "entry": list(entries)}
+
+
+_MEMBER = "identifier=urn%3Aplan|M1&birthdate=2024-12-31"
+
+
+def _create_member(claim_refers_to: str = "urn:uuid:m") -> dict[str, Any]:
+    member = {"resourceType": "Patient", "identifier": [{"system": "urn:plan", "value": "M1"}]}
+    member["birthDate"] = "2024-12-31"
+    claim = {"resourceType": "Claim", "id": "c1", "patient": {"reference": claim_refers_to}}
+    return _bundle(
+        {
+            "fullUrl": "urn:uuid:m",
+            "resource": member,
+            "request": {"method": "POST", "url": "Patient", "ifNoneExist": _MEMBER},
+        },
+        {
+            "fullUrl": "urn:uuid:c",
+            "resource": claim,
+            "request": {"method": "PUT", "url": "Claim/c1"},
+        },
+    )
+
+
+def test_a_conditional_create_uses_the_one_who_agrees_and_makes_her_when_none_does() -> None:
+    store = WrittenStore()
+    sister = {
+        "resourceType": "Patient",
+        "id": "sister",
+        "identifier": [{"system": "urn:plan", "value": "M1"}],
+        "birthDate": "2019-05-01",
+    }
+    store.served = lambda kind: [sister] if kind == "Patient" else []
+    store.transact(_create_member(), NOW)  # the sister's card, another birth date: a new one
+    (made,) = [rid for (kind, rid) in store.resources if kind == "Patient"]
+    assert made != "sister" and store.resources[("Claim", "c1")]["patient"] == {
+        "reference": f"Patient/{made}"
+    }
+    store.transact(_create_member(f"Patient?{_MEMBER}"), NOW)  # found: nothing new written
+    assert store.summary()["versions"] == {"Claim": 2, "Patient": 1}
+    newborn = store.resources[("Patient", made)]
+    store.served = lambda kind: [sister, {**newborn, "id": "twin"}] if kind == "Patient" else []
+    with pytest.raises(TransactionRefused) as refused:  # two agree: none is guessed
+        store.transact(_create_member(), NOW)
+    assert refused.value.status == 412
+
+
+def test_a_reference_to_a_resource_the_server_lacks_refuses_the_transaction() -> None:
+    store = WrittenStore()
+    claim = {"resourceType": "Claim", "id": "c1", "patient": {"reference": "Patient/nobody"}}
+    request = {"method": "PUT", "url": "Claim/c1"}
+    with pytest.raises(TransactionRefused) as refused:
+        store.transact(_bundle({"resource": claim, "request": request}), NOW)
+    assert refused.value.status == 400 and not store.resources
+    store.serves = lambda kind, rid: (kind, rid) == ("Patient", "nobody")  # served besides
+    store.transact(_bundle({"resource": claim, "request": request}), NOW)
+    assert ("Claim", "c1") in store.resources

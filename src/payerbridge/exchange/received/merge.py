@@ -127,22 +127,28 @@ def choose_member_patient(
     return MemberChoice(derived, "derived-ambiguous" if agreeing else "derived-mismatch")
 
 
-def member_record(choice: MemberChoice, member_id: str, system: str | None) -> dict[str, Any]:
-    """Our Patient for a member the plan holds none for: the member id alone (the plan's
-    word), tagged ours; demographics stay on the sources' Patients, which link to it."""
+def member_record(choice: MemberChoice, facts: MemberFacts, system: str | None) -> dict[str, Any]:
+    """Our Patient for a member the plan holds none for: what the plan said of its member
+    (the member id, birth date and gender), tagged ours; the sources' demographics stay
+    on their Patients, which link to it. The plan's FHIR server finds her by the same
+    three (``delivery.bundle``)."""
     identifier: dict[str, Any] = {
         "type": {"coding": [{"system": codes.V2_0203, "code": "MB"}]},
-        "value": member_id,
+        "value": facts.member_id,
     }
     if system:
         identifier["system"] = system
-    return {
+    record: dict[str, Any] = {
         "resourceType": "Patient",
         "id": choice.patient_id,
         "meta": {"tag": [{"system": codes.RECORD_ROLE, "code": "member"}]},
         "identifier": [identifier],
         "active": True,
+        "birthDate": facts.birth_date,
     }
+    if facts.gender:
+        record["gender"] = facts.gender
+    return record
 
 
 def merged(

@@ -72,7 +72,7 @@ def under_one_patient(
     found = uow.received.plan_patients(facts.member_id) if facts.member_id else []
     choice = choose_member_patient(holder, facts, found)
     system = member_id_system(uow.us)
-    ours = None if choice.is_plan else member_record(choice, facts.member_id, system)
+    ours = None if choice.is_plan else member_record(choice, facts, system)
     kept = merged(normalized, choice, ours)
     held_for = HeldFor(record.client_id, holder.member_key, partner.id)
     others = uow.exchanges.compartments_held(
