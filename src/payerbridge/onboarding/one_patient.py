@@ -15,6 +15,7 @@ from typing import Any
 
 from payerbridge.exchange.ports import HeldFor
 from payerbridge.exchange.received.member_sources import (
+    MemberSources,
     choose_for_member,
     differences_among,
     sources_patients,
@@ -23,7 +24,7 @@ from payerbridge.exchange.received.merge import MemberChoice, MemberFacts, kept_
 from payerbridge.exchange.received.reconcile import Holder
 from payerbridge.onboarding.importing import NormalizedExport
 from payerbridge.onboarding.model import MemberPatient
-from payerbridge.onboarding.unit import OnboardingUnit
+from payerbridge.routing.model import Organization
 from payerbridge.types import PartnerId
 
 __all__ = ["ImportedMember", "member_facts", "under_member_patients", "under_one_patients"]
@@ -88,7 +89,8 @@ def under_member_patients(
 
 
 def under_one_patients(
-    uow: OnboardingUnit,
+    received: MemberSources,
+    us: Organization,
     export: NormalizedExport,
     members: Sequence[ImportedMember],
     partner_id: PartnerId,
@@ -102,11 +104,11 @@ def under_one_patients(
         if not export.per_member.get(member.position):
             continue  # nothing of it came: nothing to keep, no Patient to choose
         source_id = member.source_patient_id
-        choice, ours = choose_for_member(uow.received, member.holder, member.facts, uow.us)
+        choice, ours = choose_for_member(received, member.holder, member.facts, us)
         chosen[source_id] = (choice, ours)
         patients = [sources[source_id]] if source_id in sources else []
         held_for = HeldFor(member.holder.client_id, member.holder.member_key, partner_id)
-        compared = sources_patients(uow.received, patients, choice, [choice.patient_id], held_for)
+        compared = sources_patients(received, patients, choice, [choice.patient_id], held_for)
         differences, _ = differences_among(compared, member.holder.member_key)
         outcomes[member.position] = MemberPatient(
             f"Patient/{choice.patient_id}",

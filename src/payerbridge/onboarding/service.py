@@ -431,7 +431,9 @@ def _await_export(
         receipt=Receipt(chunk.onboarding_id, now, uow.us, partner.organization, uow.make_id),
     )
     # Read before the unit begins: a unit's thread gets no second connection (ADR 0008).
-    kept, member_patients = under_one_patients(uow, normalized, imported, partner.id)
+    kept, member_patients = under_one_patients(
+        uow.received, uow.us, normalized, imported, partner.id
+    )
     left_out = {
         m.position: (NOT_EXPORTED, m.old_patient)
         for m in matched

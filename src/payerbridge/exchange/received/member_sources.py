@@ -7,9 +7,9 @@ commit that stores the data (a unit's thread gets no second connection, ADR 0008
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
-from payerbridge.exchange.ports import HeldFor, ReceivedStore
+from payerbridge.exchange.ports import HeldFor
 from payerbridge.exchange.received.merge import (
     Difference,
     MemberChoice,
@@ -24,13 +24,29 @@ from payerbridge.fhir.member_match import member_id_system
 from payerbridge.fhir.resources import is_member_record
 from payerbridge.routing.model import Organization
 
-__all__ = ["PLAN", "choose_for_member", "differences_among", "sources_patients"]
+__all__ = [
+    "PLAN",
+    "MemberSources",
+    "choose_for_member",
+    "differences_among",
+    "sources_patients",
+]
 
 PLAN = "plan"  # the plan's own Patient, among the sources compared
 
 
+class MemberSources(Protocol):
+    """What is read of the member's sources (``exchange.ports.ReceivedStore`` does)."""
+
+    def plan_patients(self, member_id: str) -> list[dict[str, Any]]: ...
+
+    def source_patients(
+        self, patient_ids: Sequence[str], *, other_than: HeldFor
+    ) -> list[tuple[str, dict[str, Any]]]: ...
+
+
 def choose_for_member(
-    received: ReceivedStore, holder: Holder, facts: MemberFacts, us: Organization
+    received: MemberSources, holder: Holder, facts: MemberFacts, us: Organization
 ) -> tuple[MemberChoice, dict[str, Any] | None]:
     """The member's one Patient (``choose_member_patient`` over the plan's own Patients
     carrying the member id) and, unless it is the plan's, our Patient for the member."""
@@ -41,7 +57,7 @@ def choose_for_member(
 
 
 def sources_patients(
-    received: ReceivedStore,
+    received: MemberSources,
     answer_patients: Iterable[Mapping[str, Any]],
     choice: MemberChoice,
     compartments: Sequence[str],
