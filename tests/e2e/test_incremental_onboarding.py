@@ -17,8 +17,10 @@ import pytest
 
 from payerbridge.fhir.codes import V2_0203
 from payerbridge.fhir.resources import is_member_record, is_source_record
+from tests.builders import a_coverage
 from tests.e2e.onboarding import NEW_NPI, OLD_NPI, PARTNER, member, plain_member, wait_done
 from tests.e2e.test_disclosure import follow
+from tests.e2e.test_exchange import submit, wait_terminal
 from tests.servers import ServerProcess, new_key
 
 # Two members the old payer holds: each a Patient, a Coverage and a Condition.
@@ -176,8 +178,9 @@ def test_an_onboarded_member_the_plan_held_has_her_records_under_the_plans_own_p
     """ADR 0054: the plan already held Mara (its own Patient with her member id, typed MB,
     agreeing on birth date and gender): her onboarded records land in that Patient's
     compartment, her old payer's Patient kept beside it as a source linked ``seealso``,
-    and the plan's own client reads them all in its ``$everything``."""
-    _, new = payers
+    and the plan's own client reads them all in its ``$everything``; a later exchange of
+    her from the same old payer updates them in place, not a copy, nor a conflict."""
+    old, new = payers
     mara = member("Mara", "Ibsen", "1968-03-09", "female", "M321", "N-IBSEN")
     patient = {
         "resourceType": "Patient",
@@ -242,3 +245,34 @@ def test_an_onboarded_member_the_plan_held_has_her_records_under_the_plans_own_p
     (plans,) = [r for r in everything if r["id"] == "plan-mara"]
     assert "link" not in plans  # the plan's own Patient is never changed by received data
     assert not any(is_member_record(r) for r in everything)  # no Patient of ours beside it
+
+    # The old payer cancels her Coverage; an exchange of her from it updates what the
+    # onboarding kept (the same ids, the same compartment), the change no conflict.
+    cancelled = {**a_coverage("mara-cov", patient="mara", member_id="M321",
+                              subscriber_id="M321"), "status": "cancelled"}  # fmt: skip
+    changes = tmp_path / "cancelled.ndjson"
+    changes.write_bytes(orjson.dumps(cancelled))
+    assert old.cli("import", str(changes)).returncode == 0
+    with new.client() as client:
+        exchange = wait_terminal(client, submit(client, {**mara, "old_payer": PARTNER}))
+    assert exchange["state"] == "completed", exchange.get("completeness")
+    assert exchange["imported_patient_id"] == "plan-mara"
+    assert exchange["completeness"]["member_patient"] == {
+        "patient": "Patient/plan-mara",
+        "how": "plan",
+    }
+    with new.client_with(own) as client:
+        pages = follow(client, "/fhir/Patient/plan-mara/$everything?_count=5")
+    again = [
+        e["resource"] for page in pages for e in page["entry"] if e["search"]["mode"] != "outcome"
+    ]
+    sources = [
+        r["meta"]["source"].rsplit("/fhir/", 1)[1]
+        for r in again
+        if (r.get("meta") or {}).get("source", "").startswith(old.fhir_base)
+        and r["resourceType"] != "Provenance"
+    ]
+    assert len(sources) == len(set(sources))  # each of her resources held once
+    (coverage,) = [r for r in again if r["meta"].get("source", "").endswith("/Coverage/mara-cov")]
+    assert coverage["status"] == "cancelled"
+    assert coverage["id"] == by_source["Coverage/mara-cov"]["id"]
