@@ -128,6 +128,15 @@ def wait_done(client: Any, location: str) -> dict[str, Any]:
     raise AssertionError(f"the onboarding did not finish: {report}")
 
 
+def old_payers_patients(stored: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The old payer's Patients among what was stored: kept as source records, each linked
+    to the member's one Patient at the plan (ADR 0054), which is stored beside them when
+    the plan held none for the member."""
+    from payerbridge.fhir.resources import is_source_record
+
+    return [r for r in stored if r["resourceType"] == "Patient" and is_source_record(r)]
+
+
 def imported(payer: ServerProcess) -> list[dict[str, Any]]:
     """What the new payer stored from the old one."""
     from sqlalchemy import select

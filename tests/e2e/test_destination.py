@@ -24,7 +24,7 @@ import pytest
 
 from payerbridge.fhir.codes import RECORD_ROLE, V2_0203
 from payerbridge.fhir.completeness import SOURCE_UNAVAILABLE, Gap, outcome_entry
-from payerbridge.fhir.resources import compartment_patient
+from payerbridge.fhir.resources import compartment_patient, is_member_record
 from payerbridge.security.model import OPERATOR_SCOPE
 from payerbridge_tools.sandbox.generator import write_network
 from tests.e2e.onboarding import FOUR, PARTNER, imported, two_payers, wait_done
@@ -293,8 +293,12 @@ def test_an_onboarding_delivers_what_it_stored(
             assert time.monotonic() < deadline, report["delivery"]
             time.sleep(0.2)
     (delivery,) = report["delivery"]
-    stored = Counter(r["resourceType"] for r in imported(new))
-    assert stored["Patient"] == 2, stored  # Ana and Luis; the other two were not imported
+    kept = imported(new)
+    # Ana and Luis (the other two were not imported): the old payer's Patient of each, and
+    # our Patient for each, created there as the destination has no one who agrees.
+    assert sum(1 for r in kept if is_member_record(r)) == 2
+    stored = Counter(r["resourceType"] for r in kept)
+    assert stored["Patient"] == 4, stored
     assert delivery["state"] == "delivered" and delivery["written"] == dict(stored), delivery
     after = destination.written()["types"]
     grown = {kind: after[kind] - before.get(kind, 0) for kind in after}

@@ -15,7 +15,12 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.e2e.onboarding import NEW_NPI, OLD_NPI, PARTNER, member, plain_member
+from payerbridge.fhir.codes import V2_0203
+from payerbridge.fhir.resources import is_member_record, is_source_record
+from tests.builders import a_coverage
+from tests.e2e.onboarding import NEW_NPI, OLD_NPI, PARTNER, member, plain_member, wait_done
+from tests.e2e.test_disclosure import follow
+from tests.e2e.test_exchange import submit, wait_terminal
 from tests.servers import ServerProcess, new_key
 
 # Two members the old payer holds: each a Patient, a Coverage and a Condition.
@@ -136,7 +141,9 @@ def test_an_onboarding_since_the_last_brings_only_what_changed_and_says_who_has_
     # Its exports carried each member's Patient (PDex sends it always) and the new
     # Condition, with the old payer's Provenance and ours: nothing older.
     stored = _stored(new)
-    sent = Counter(r["resourceType"] for run, r in stored if run == second["id"])
+    sent = Counter(
+        r["resourceType"] for run, r in stored if run == second["id"] and not is_member_record(r)
+    )
     assert {kind: n for kind, n in sent.items() if kind != "Provenance"} == {
         "Patient": 2,
         "Condition": 1,
@@ -149,7 +156,10 @@ def test_an_onboarding_since_the_last_brings_only_what_changed_and_says_who_has_
     assert added == {f"Condition/{condition['id']}"}
     (patient,) = [r for _, r in stored if r["meta"].get("source", "").endswith("/Patient/luis")]
     (kept,) = [r for _, r in stored if r["meta"].get("source", "").endswith(condition["id"])]
-    assert kept["subject"]["reference"] == f"Patient/{patient['id']}"
+    # Under the member's one Patient, as the first run kept it (ADR 0054): the old
+    # payer's Patient is a source record linked to it.
+    (one,) = [link["other"]["reference"] for link in patient["link"]]
+    assert kept["subject"]["reference"] == one != f"Patient/{patient['id']}"
 
     with new.client() as client:
         items = client.get(f"/onboardings/{second['id']}/members").json()["items"]
@@ -160,3 +170,109 @@ def test_an_onboarding_since_the_last_brings_only_what_changed_and_says_who_has_
         assert items[1]["reason"]["text"] == (
             f"matched; the old payer has nothing new since {first['received_at']}"
         )
+
+
+def test_an_onboarded_member_the_plan_held_has_her_records_under_the_plans_own_patient(
+    payers: tuple[ServerProcess, ServerProcess], tmp_path: Path
+) -> None:
+    """ADR 0054: the plan already held Mara (its own Patient with her member id, typed MB,
+    agreeing on birth date and gender): her onboarded records land in that Patient's
+    compartment, her old payer's Patient kept beside it as a source linked ``seealso``,
+    and the plan's own client reads them all in its ``$everything``; a later exchange of
+    her from the same old payer updates them in place, not a copy, nor a conflict."""
+    old, new = payers
+    mara = member("Mara", "Ibsen", "1968-03-09", "female", "M321", "N-IBSEN")
+    patient = {
+        "resourceType": "Patient",
+        "id": "plan-mara",
+        "identifier": [
+            {
+                "type": {"coding": [{"system": V2_0203, "code": "MB"}]},
+                "system": "https://new.example/member-id",
+                "value": "N-IBSEN",
+            }
+        ],
+        "name": [{"family": "Ibsen", "given": ["Mara"]}],
+        "birthDate": "1968-03-09",
+        "gender": "female",
+    }
+    coverage = {
+        "resourceType": "Coverage",
+        "id": "plan-cov-mara",
+        "status": "active",
+        "beneficiary": {"reference": "Patient/plan-mara"},
+        "payor": [{"display": "the plan"}],
+    }
+    loaded = tmp_path / "plan.ndjson"
+    loaded.write_bytes(orjson.dumps(patient) + b"\n" + orjson.dumps(coverage))
+    with new.platform() as platform:
+        platform.import_member_files([loaded], progress=lambda _path, _size: None)
+
+    with new.client() as client:
+        answer = client.post(
+            "/onboardings", json={"partner": PARTNER, "members": [mara]}, headers=new_key()
+        )
+        assert answer.status_code == 202, answer.text
+        report = wait_done(client, answer.headers["Location"])
+        assert report["status"] == "completed" and report["results"]["match"] == 1, report
+        assert report["member_patients"] == {"plan": 1}
+        (item,) = client.get(f"{answer.headers['Location']}/members").json()["items"]
+    chosen = item["member_patient"]
+    assert (chosen["patient"], chosen["how"]) == ("Patient/plan-mara", "plan")
+    assert not any(d["identity"] for d in chosen["differences"])
+    assert "Ibsen" not in orjson.dumps(item).decode()  # names fields, never values
+
+    own = new.register_client("plan-systems", npi=NEW_NPI, scope="system/*.rs")
+    with new.client_with(own) as client:
+        pages = follow(client, "/fhir/Patient/plan-mara/$everything?_count=5")
+    everything = [
+        e["resource"] for page in pages for e in page["entry"] if e["search"]["mode"] != "outcome"
+    ]
+    by_source = {
+        r["meta"]["source"].rsplit("/fhir/", 1)[1]: r
+        for r in everything
+        if (r.get("meta") or {}).get("source", "").startswith(payers[0].fhir_base)
+    }
+    # Her record at the old payer, received: under the plan's Patient, nothing of it apart.
+    assert {"Patient/mara", "Coverage/mara-cov", "Condition/mara-asthma"} <= set(by_source)
+    assert by_source["Condition/mara-asthma"]["subject"] == {"reference": "Patient/plan-mara"}
+    assert by_source["Coverage/mara-cov"]["beneficiary"] == {"reference": "Patient/plan-mara"}
+    source = by_source["Patient/mara"]
+    assert source["link"] == [{"other": {"reference": "Patient/plan-mara"}, "type": "seealso"}]
+    assert is_source_record(source)
+    keys = {f"{r['resourceType']}/{r['id']}" for r in everything}
+    assert {"Patient/plan-mara", "Coverage/plan-cov-mara"} <= keys
+    (plans,) = [r for r in everything if r["id"] == "plan-mara"]
+    assert "link" not in plans  # the plan's own Patient is never changed by received data
+    assert not any(is_member_record(r) for r in everything)  # no Patient of ours beside it
+
+    # The old payer cancels her Coverage; an exchange of her from it updates what the
+    # onboarding kept (the same ids, the same compartment), the change no conflict.
+    cancelled = {**a_coverage("mara-cov", patient="mara", member_id="M321",
+                              subscriber_id="M321"), "status": "cancelled"}  # fmt: skip
+    changes = tmp_path / "cancelled.ndjson"
+    changes.write_bytes(orjson.dumps(cancelled))
+    assert old.cli("import", str(changes)).returncode == 0
+    with new.client() as client:
+        exchange = wait_terminal(client, submit(client, {**mara, "old_payer": PARTNER}))
+    assert exchange["state"] == "completed", exchange.get("completeness")
+    assert exchange["imported_patient_id"] == "plan-mara"
+    assert exchange["completeness"]["member_patient"] == {
+        "patient": "Patient/plan-mara",
+        "how": "plan",
+    }
+    with new.client_with(own) as client:
+        pages = follow(client, "/fhir/Patient/plan-mara/$everything?_count=5")
+    again = [
+        e["resource"] for page in pages for e in page["entry"] if e["search"]["mode"] != "outcome"
+    ]
+    sources = [
+        r["meta"]["source"].rsplit("/fhir/", 1)[1]
+        for r in again
+        if (r.get("meta") or {}).get("source", "").startswith(old.fhir_base)
+        and r["resourceType"] != "Provenance"
+    ]
+    assert len(sources) == len(set(sources))  # each of her resources held once
+    (coverage,) = [r for r in again if r["meta"].get("source", "").endswith("/Coverage/mara-cov")]
+    assert coverage["status"] == "cancelled"
+    assert coverage["id"] == by_source["Coverage/mara-cov"]["id"]

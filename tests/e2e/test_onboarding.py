@@ -10,8 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from payerbridge.fhir.resources import is_member_record
 from tests.builders import WITHHELD_UNDER_REGULAR, a_member_reaching_sensitive_shared_data
-from tests.e2e.onboarding import FOUR, PARTNER, imported, two_payers, wait_done
+from tests.e2e.onboarding import (
+    FOUR,
+    PARTNER,
+    imported,
+    old_payers_patients,
+    two_payers,
+    wait_done,
+)
 from tests.servers import ServerProcess, new_key
 
 
@@ -67,7 +75,28 @@ def test_four_members_onboarded_by_api_with_their_results_and_histories(
     transmitters = sources - records
     assert len(transmitters) == 2 and all(r.startswith("Provenance/") for r in transmitters)
     assert not sources & WITHHELD_UNDER_REGULAR
-    assert sum(1 for r in stored if r["resourceType"] == "Patient") == 2
+    # Each member's records under its one Patient: ours for the member (the plan held
+    # none for either), the old payer's Patient kept beside it as a source, linked to it.
+    patients = old_payers_patients(stored)
+    assert len(patients) == 2
+    ones = {p["link"][0]["other"]["reference"] for p in patients}
+    members = [r for r in stored if is_member_record(r)]
+    assert ones == {f"Patient/{r['id']}" for r in members} and len(members) == 2
+    assert sum(1 for r in stored if r["resourceType"] == "Patient") == 4
+    for r in stored:
+        subject = (r.get("subject") or r.get("beneficiary") or {}).get("reference")
+        assert subject is None or subject in ones, r["resourceType"]
+    with new.client() as client:
+        items = client.get(f"{answer.headers['Location']}/members").json()["items"]
+        report = client.get(answer.headers["Location"]).json()
+    assert [i["member_patient"]["how"] if i["member_patient"] else None for i in items] == [
+        "derived-none",
+        "derived-none",
+        None,
+        None,
+    ]
+    assert {i["member_patient"]["patient"] for i in items[:2]} == ones
+    assert report["member_patients"] == {"derived-none": 2}
     # Under our ids, with the old payer's Provenance kept and ours added per member.
     ids = {f"{r['resourceType']}/{r['id']}" for r in stored}
     assert not ids & (ana | luis)
@@ -118,7 +147,7 @@ def test_a_member_who_revokes_the_opt_in_while_the_onboarding_runs_is_not_import
             "imported": 0,
         }
         assert items[3]["result"] == "consentconstraint"  # asked about without her
-    patients = [r for r in imported(new) if r["resourceType"] == "Patient"]
+    patients = old_payers_patients(imported(new))
     assert [p["name"][0]["given"] for p in patients] == [["Luis"]]
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.e2e.onboarding import FOUR, PARTNER, imported, two_payers
+from tests.e2e.onboarding import FOUR, PARTNER, imported, old_payers_patients, two_payers
 from tests.servers import ServerProcess
 
 
@@ -69,10 +69,10 @@ def test_an_onboarding_killed_mid_run_carries_on_when_the_command_is_run_again(
             time.sleep(0.1)
         first.send_signal(signal.SIGKILL)
         first.wait()
-    patients_then = sum(1 for r in imported(new) if r["resourceType"] == "Patient")
+    patients_then = len(old_payers_patients(imported(new)))
     assert patients_then == 1
     again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=180)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "completed" in again.stdout
-    patients = [r for r in imported(new) if r["resourceType"] == "Patient"]
+    patients = old_payers_patients(imported(new))
     assert sorted(p["name"][0]["given"][0] for p in patients) == ["Ana", "Luis"]

@@ -227,8 +227,11 @@ def test_a_run_since_the_last_brings_only_what_changed_and_says_when_nothing_did
     assert {k: r["id"] for k, r in now_held.items() if k in held} == {
         k: r["id"] for k, r in held.items()
     }
-    bea = held["Patient/old-1"]["id"]
-    assert now_held["Condition/old-1-migraine"]["subject"]["reference"] == f"Patient/{bea}"
+    # Under Bea's one Patient, where the first run kept her record (ADR 0054): her old
+    # payer's Patient is a source record linked to it.
+    (bea,) = [link["other"]["reference"] for link in held["Patient/old-1"]["link"]]
+    assert held["Condition/old-1-gout"]["subject"]["reference"] == bea
+    assert now_held["Condition/old-1-migraine"]["subject"]["reference"] == bea
 
 
 class ExportsAtTimes(OldPayer):

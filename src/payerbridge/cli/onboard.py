@@ -194,6 +194,8 @@ def _print(report: dict[str, Any]) -> None:
         table.add_row(name, str(count))
     table.add_row("imported", str(report["imported_members"]))
     table.add_row("resources imported", str(report["imported_resources"]))
+    for how, count in report["member_patients"].items():  # ADR 0054: under whose Patient
+        table.add_row(f"kept under the Patient: {how}", str(count))
     if report["since"]:
         table.add_row(f"nothing new since {report['since']}", str(report["nothing_new"]))
     out.print(table)

@@ -232,8 +232,10 @@ class ExchangeStore(Protocol):
 @dataclass(frozen=True)
 class HeldFor:
     """One old payer's data about a client's member, as held: what every exchange of the
-    client for the member (``member_key``) with that partner stored (ADR 0054: removal
-    and comparison are per source, since every source shares the member's compartment)."""
+    client for the member (``member_key``) with that partner stored, and, compared within
+    the member's compartments, what the client's onboardings with it stored there (ADR
+    0054: removal and comparison are per source, since every source shares the member's
+    compartment; an onboarding removes nothing, so removal is the exchanges' alone)."""
 
     client_id: str
     member_key: str

@@ -14,6 +14,7 @@ from payerbridge.types import ClientId, OnboardingId, PartnerId
 __all__ = [
     "Chunk",
     "FailOnboarding",
+    "MemberPatient",
     "NewOnboarding",
     "Onboarding",
     "OnboardingMember",
@@ -58,6 +59,21 @@ class Onboarding:
 
 
 @dataclass(frozen=True)
+class MemberPatient:
+    """The one Patient at the plan a member's imported records were kept under, and how
+    it was chosen (ADR 0054: ``plan``, ``derived-none``, ``derived-ambiguous``,
+    ``derived-mismatch``), with where its sources' Patients differ: the fields, paths
+    and sources, never the values (``exchange.received.merge.Difference``)."""
+
+    patient: str  # Patient/<id>
+    how: str
+    differences: tuple[dict[str, Any], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"patient": self.patient, "how": self.how, "differences": list(self.differences)}
+
+
+@dataclass(frozen=True)
 class OnboardingMember:
     """One member: its MemberBundle as submitted (its Patient's id is ``member_id``) and
     what became of it."""
@@ -70,6 +86,7 @@ class OnboardingMember:
     old_patient: str | None = None  # the old payer's Patient id for a matched member
     imported: int | None = None  # resources imported for it (None: not yet, or none came)
     changed: int | None = None  # of an incremental run: what its answer held that changed
+    member_patient: MemberPatient | None = None  # once its records were kept
 
 
 @dataclass(frozen=True)

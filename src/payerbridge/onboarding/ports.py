@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from payerbridge.onboarding.model import (
     Chunk,
+    MemberPatient,
     Onboarding,
     OnboardingMember,
     OnboardingStatus,
@@ -108,6 +109,15 @@ class OnboardingStore(Protocol):
     ) -> None:
         """Each member's resources imported and, of an incremental run, how many of
         them changed since, by position."""
+        ...
+
+    def record_member_patients(
+        self,
+        unit: UnitOfWork,
+        onboarding_id: OnboardingId,
+        chosen: Mapping[int, MemberPatient],
+    ) -> None:
+        """The one Patient each member's records were kept under, by position."""
         ...
 
     def record_received(self, unit: UnitOfWork, onboarding_id: OnboardingId, at: datetime) -> None:

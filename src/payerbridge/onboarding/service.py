@@ -66,6 +66,11 @@ from payerbridge.onboarding.model import (
     ReadOnboarding,
     Stage,
 )
+from payerbridge.onboarding.one_patient import (
+    ImportedMember,
+    member_facts,
+    under_one_patients,
+)
 from payerbridge.onboarding.results import (
     NOT_EXPORTED,
     REASON_CODES,
@@ -406,11 +411,17 @@ def _await_export(
     members = uow.onboardings.members(chunk.onboarding_id, first=chunk.first, size=chunk.size)
     matched = [m for m in members if m.old_patient]
     permitted, events = _opted_in(uow, partner, matched, "onboarding-import")
-    theirs = {
-        str(m.old_patient): ExportMember(m.position, _holder(onboarding, partner, m.member_id))
+    imported = [
+        ImportedMember(
+            m.position,
+            _holder(onboarding, partner, m.member_id),
+            member_facts(m.member_id, m.bundle),
+            str(m.old_patient),
+        )
         for m in matched
         if m.position in permitted
-    }
+    ]
+    theirs = {m.old_patient: ExportMember(m.position, m.holder) for m in imported}
     withdrawn = {m.position: (WITHDRAWN, None) for m in matched if m.position not in permitted}
     now = uow.clock()
     normalized = normalize_export(
@@ -418,6 +429,10 @@ def _await_export(
         members=theirs,
         shared=_holder(onboarding, partner, None),
         receipt=Receipt(chunk.onboarding_id, now, uow.us, partner.organization, uow.make_id),
+    )
+    # Read before the unit begins: a unit's thread gets no second connection (ADR 0008).
+    kept, member_patients = under_one_patients(
+        uow.received, uow.us, normalized, imported, partner.id
     )
     left_out = {
         m.position: (NOT_EXPORTED, m.old_patient)
@@ -435,13 +450,14 @@ def _await_export(
         uow.onboardings.record_imported(
             uow, chunk.onboarding_id, normalized.per_member, changed=changed
         )
+        uow.onboardings.record_member_patients(uow, chunk.onboarding_id, member_patients)
         if normalized.per_member:  # data came: what it reflects is the next run's since
             uow.onboardings.record_received(uow, chunk.onboarding_id, export_time(manifest, now))
         members_withdrawn(uow, chunk.onboarding_id, withdrawn, now)
         chunk_answered(uow, chunk, now)
         uow.record(*events)
         uow.writer.write(  # last: on the unit's DB-API path, after the Core statements
-            uow, normalized.resources, source=f"onboarding:{chunk.onboarding_id}", at=now
+            uow, kept, source=f"onboarding:{chunk.onboarding_id}", at=now
         )
     return Step(done=False)
 

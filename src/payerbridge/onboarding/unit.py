@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from payerbridge.compliance.clocks import Clocks
 from payerbridge.consent.ports import ConsentStore
-from payerbridge.exchange.ports import PartnerDirectory, ResourceWriter
+from payerbridge.exchange.ports import PartnerDirectory, ReceivedStore, ResourceWriter
 from payerbridge.onboarding.ports import BulkPartner, OnboardingStore
 from payerbridge.routing.model import Organization
 from payerbridge.transactions import RoomUnit, Transactions
@@ -36,6 +36,7 @@ class OnboardingUnit(RoomUnit):
     bulk: BulkPartner  # the old payer's $bulk-member-match and exports
     consents: ConsentStore  # the members' opt-ins
     writer: ResourceWriter  # where the imported resources are kept
+    received: ReceivedStore  # the plan's own Patients and the other sources' (ADR 0054)
     us: Organization
     clock: Callable[[], datetime]  # the time now (``now`` is the transaction's start)
     make_id: Callable[[], str]  # a fresh id (``new_id()`` is the transaction's)

@@ -75,8 +75,9 @@ __all__ = ["SqlIdentityStore"]
 
 _INDEX_BATCH = 2000
 _MODEL_TTL_SECONDS = 30.0
-# Resources received from other payers are copies of their records, not our members.
-_RECEIVED_SOURCE = "exchange:"
+# Resources received from other payers are copies of their records, not our members: an
+# exchange's and an onboarding's alike (ADR 0054: our Patient for a member among them).
+_RECEIVED_SOURCES = ("exchange:", "onboarding:")
 
 
 def _link(row: Any, links: SealedLinks) -> IdentityLink:
@@ -221,7 +222,7 @@ class SqlIdentityStore:
             patients = {
                 member_id: _open_resource(keys, f"Patient/{member_id}", body)
                 for member_id, body, source in cursor.fetchall()
-                if not source.startswith(_RECEIVED_SOURCE)
+                if not source.startswith(_RECEIVED_SOURCES)
             }
             cursor.execute(*sql.coverages_of(list(patients)))
             coverages: dict[str, list[str]] = {}
@@ -289,7 +290,7 @@ class SqlIdentityStore:
                 connection.execute(
                     select(fhir_resources.c.resource_id).where(
                         fhir_resources.c.resource_type == "Patient",
-                        ~fhir_resources.c.source.startswith(_RECEIVED_SOURCE),
+                        *(~fhir_resources.c.source.startswith(p) for p in _RECEIVED_SOURCES),
                     )
                 ).scalars()
             )

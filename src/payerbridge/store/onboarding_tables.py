@@ -40,6 +40,9 @@ onboarding_members = Table(
     Column("old_patient", String(64), nullable=True),
     Column("imported", Integer, nullable=True),
     Column("changed", Integer, nullable=True),  # of an incremental run: resources changed
+    # The one Patient its records were kept under and how it was chosen, with where its
+    # sources' Patients differ (fields and sources, no values), as JSON (ADR 0054).
+    Column("member_patient", Text, nullable=True),
 )
 
 # Its chunks: each one $bulk-member-match and one export at the old payer; the row is

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, Row, and_, insert, or_, select, update
 
 from payerbridge.onboarding.model import (
     Chunk,
+    MemberPatient,
     Onboarding,
     OnboardingMember,
     OnboardingStatus,
@@ -149,6 +150,7 @@ class SqlOnboardingStore:
                 row.old_patient,
                 row.imported,
                 row.changed,
+                _member_patient(row.member_patient),
             )
             for row in rows
         ]
@@ -229,6 +231,17 @@ class SqlOnboardingStore:
                 values["changed"] = changed[position]
             connection.execute(_member(onboarding_id, position).values(**values))
 
+    def record_member_patients(
+        self,
+        unit: UnitOfWork,
+        onboarding_id: OnboardingId,
+        chosen: Mapping[int, MemberPatient],
+    ) -> None:
+        connection = sql_unit(unit).connection
+        for position, member_patient in chosen.items():
+            text = orjson.dumps(member_patient.to_json()).decode()
+            connection.execute(_member(onboarding_id, position).values(member_patient=text))
+
     def record_received(self, unit: UnitOfWork, onboarding_id: OnboardingId, at: datetime) -> None:
         table = onboardings
         sql_unit(unit).connection.execute(
@@ -267,6 +280,13 @@ class SqlOnboardingStore:
             .values(bundle="")
         )
         return True
+
+
+def _member_patient(text: str | None) -> MemberPatient | None:
+    if text is None:
+        return None
+    kept = orjson.loads(text)
+    return MemberPatient(kept["patient"], kept["how"], tuple(kept.get("differences") or ()))
 
 
 def _member(onboarding_id: OnboardingId, position: int) -> Any:

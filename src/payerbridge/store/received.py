@@ -23,14 +23,15 @@ from payerbridge.store.at_rest import at_rest
 from payerbridge.store.dbapi import DialectSql
 from payerbridge.store.members import ResourceSql, remove_rows
 from payerbridge.store.sealed_fields import RESOURCE_BODY
-from payerbridge.store.tables import exchanges, fhir_resources, fhir_tokens
+from payerbridge.store.tables import exchanges, fhir_resources, fhir_tokens, onboardings
 from payerbridge.store.unit_of_work import UnitBound
 
 __all__ = ["SqlReceivedStore"]
 
 # Received data only: ``payerbridge import`` writes its own sources, never reconciled.
 _RECEIVED_PREFIX = "exchange:"
-_RECEIVED_SOURCES = ("exchange:", "onboarding:")
+_ONBOARDED_PREFIX = "onboarding:"
+_RECEIVED_SOURCES = (_RECEIVED_PREFIX, _ONBOARDED_PREFIX)
 
 
 class ReceivedSql(DialectSql):
@@ -45,14 +46,24 @@ class ReceivedSql(DialectSql):
 
 
 def _stored_by(held_for: HeldFor) -> ColumnElement[bool]:
-    """Rows whose source is an exchange of ``held_for``."""
-    return fhir_resources.c.source.in_(
+    """Rows whose source is an exchange of ``held_for``, or an onboarding of the client
+    with the same old payer: asked only within the member's compartments, what such an
+    onboarding stored there is that old payer's data about the member (ADR 0054), the
+    same resources under the same ids, not another source to compare with."""
+    by_exchange = fhir_resources.c.source.in_(
         select(literal(_RECEIVED_PREFIX) + exchanges.c.id).where(
             exchanges.c.client_id == held_for.client_id,
             exchanges.c.member_key == held_for.member_key,
             exchanges.c.partner_id == held_for.partner_id,
         )
     )
+    by_onboarding = fhir_resources.c.source.in_(
+        select(literal(_ONBOARDED_PREFIX) + onboardings.c.id).where(
+            onboardings.c.client_id == held_for.client_id,
+            onboardings.c.partner_id == held_for.partner_id,
+        )
+    )
+    return or_(by_exchange, by_onboarding)
 
 
 class SqlReceivedStore(UnitBound):
@@ -142,24 +153,27 @@ class SqlReceivedStore(UnitBound):
     def source_patients(
         self, patient_ids: Sequence[str], *, other_than: HeldFor
     ) -> list[tuple[str, dict[str, Any]]]:
-        """Received Patients in the compartments with the partner whose exchange stored
-        them, but those ``other_than`` stored."""
+        """Received Patients in the compartments with the partner whose exchange or
+        onboarding stored them, but those ``other_than`` stored."""
         if not patient_ids:
             return []
         at = at_rest(self._reader)
-        query = (
-            select(fhir_resources.c.ref, fhir_resources.c.body, exchanges.c.partner_id)
-            .join(exchanges, fhir_resources.c.source == literal(_RECEIVED_PREFIX) + exchanges.c.id)
-            .where(
-                fhir_resources.c.patient_id.in_(list(patient_ids)),
-                fhir_resources.c.resource_type == "Patient",
-                not_(_stored_by(other_than)),
+        found: dict[str, tuple[str, Any]] = {}
+        # Stored by an exchange, or by an onboarding (ADR 0054): each names its old payer.
+        for runs, prefix in ((exchanges, _RECEIVED_PREFIX), (onboardings, _ONBOARDED_PREFIX)):
+            query = (
+                select(fhir_resources.c.ref, fhir_resources.c.body, runs.c.partner_id)
+                .join(runs, fhir_resources.c.source == literal(prefix) + runs.c.id)
+                .where(
+                    fhir_resources.c.patient_id.in_(list(patient_ids)),
+                    fhir_resources.c.resource_type == "Patient",
+                    not_(_stored_by(other_than)),
+                )
             )
-            .order_by(fhir_resources.c.ref)
-        )
-        with self._reader.connect() as connection:
-            rows = connection.execute(query).all()
+            with self._reader.connect() as connection:
+                for row in connection.execute(query).all():
+                    found[row.ref] = (str(row.partner_id), row.body)
         return [
-            (str(row.partner_id), orjson.loads(at.open(row.body, RESOURCE_BODY, row.ref)))
-            for row in rows
+            (partner, orjson.loads(at.open(body, RESOURCE_BODY, ref)))
+            for ref, (partner, body) in sorted(found.items())
         ]

@@ -271,6 +271,7 @@ def onboarding_unit(
         bulk=client,
         consents=stores.consents,
         writer=stores.members,
+        received=SqlReceivedStore(stores.engine, reader=stores.reader),
         us=our_organization(settings),
         clock=utcnow,
         make_id=new_id,

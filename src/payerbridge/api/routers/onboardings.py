@@ -3,6 +3,7 @@ then the run's report. The plan's own systems submit and see only their own runs
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -91,7 +92,8 @@ def onboarding_members(
     """Each member's result (match, nomatch, consentconstraint, withdrawn, notexported;
     null while waiting) with its reason (code and text), the resources imported for it
     and, of an incremental run, how many of them changed (``nothing-new`` when none), in
-    the order submitted."""
+    the order submitted; once its records are kept, the one Patient at the plan they are
+    under, how it was chosen and where its sources' Patients differ (ADR 0054)."""
     onboarding = onboarding_of(ReadOnboarding(OnboardingId(onboarding_id), caller.owner), uow)
     members = uow.onboardings.members(onboarding.id, first=offset, size=count)
     return {
@@ -104,6 +106,7 @@ def onboarding_members(
                 "reason": member_reason(m, onboarding.since),
                 "imported": m.imported or 0,
                 "changed": m.changed,
+                "member_patient": m.member_patient.to_json() if m.member_patient else None,
             }
             for m in members
         ],
@@ -124,6 +127,10 @@ def onboarding_report(uow: OnboardingUnit, onboarding: Onboarding) -> dict[str, 
         "results": results,
         "imported_members": sum(1 for m in members if m.imported),
         "imported_resources": sum(m.imported or 0 for m in members),
+        # How each imported member's one Patient at the plan was chosen (ADR 0054).
+        "member_patients": dict(
+            sorted(Counter(m.member_patient.how for m in members if m.member_patient).items())
+        ),
         "chunks": {
             "total": onboarding.chunks,
             "done": sum(1 for c in chunks if c.stage.value == "done"),

@@ -11,7 +11,7 @@ never written onto the one Patient, only compared and flagged (``Difference``).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -29,6 +29,7 @@ __all__ = [
     "choose_member_patient",
     "demographic_differences",
     "identity_conflicts",
+    "kept_under",
     "member_patient_id",
     "member_record",
     "merged",
@@ -154,25 +155,38 @@ def member_record(choice: MemberChoice, facts: MemberFacts, system: str | None) 
 def merged(
     normalized: NormalizedBundle, choice: MemberChoice, record: Mapping[str, Any] | None
 ) -> NormalizedBundle:
-    """The answer kept under the one Patient: every resource in its compartment, every
-    reference to the old payer's Patient re-pointed to it, but Provenance (its targets
-    name what it is about: the old payer's Patient among them) and the old payer's
-    Patient itself, kept as a source record linked to it; ``record``: our Patient for
+    """The answer kept under the one Patient (``kept_under``); ``record``: our Patient for
     the member, when the plan has none."""
-    member, source = choice.patient_id, normalized.patient_id
-    sources = frozenset({source})
-    resources: list[tuple[dict[str, Any], str | None]] = []
-    for resource, _ in normalized.resources:
+    kept = kept_under(normalized.resources, normalized.patient_id, choice, record)
+    return replace(normalized, resources=kept)
+
+
+def kept_under(
+    resources: Iterable[tuple[dict[str, Any], str | None]],
+    source_patient_id: str,
+    choice: MemberChoice,
+    record: Mapping[str, Any] | None,
+) -> list[tuple[dict[str, Any], str | None]]:
+    """One member's resources from one old payer (an exchange's answer, or the member's
+    share of an onboarding's export) kept under the one Patient: every resource in its
+    compartment, every reference to the old payer's Patient (``source_patient_id``, our
+    id of it) re-pointed to it, but Provenance (its targets name what it is about: the
+    old payer's Patient among them) and the old payer's Patient itself, kept as a source
+    record linked to it; ``record``: our Patient for the member, when the plan has none."""
+    member = choice.patient_id
+    sources = frozenset({source_patient_id})
+    kept: list[tuple[dict[str, Any], str | None]] = []
+    for resource, _ in resources:
         if resource["resourceType"] == "Provenance":
-            kept = dict(resource)
-        elif resource["resourceType"] == "Patient" and resource.get("id") == source:
-            kept = source_patient(resource, member)
+            one = dict(resource)
+        elif resource["resourceType"] == "Patient" and resource.get("id") == source_patient_id:
+            one = source_patient(resource, member)
         else:
-            kept = repoint(resource, sources, member)
-        resources.append((kept, member))
+            one = repoint(resource, sources, member)
+        kept.append((one, member))
     if record is not None:
-        resources.append((dict(record), member))
-    return replace(normalized, resources=resources)
+        kept.append((dict(record), member))
+    return kept
 
 
 def repoint(

@@ -7,21 +7,22 @@ differences between the sources' Patients."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from payerbridge.exchange.model import ExchangeRecord
 from payerbridge.exchange.ports import HeldFor
+from payerbridge.exchange.received.member_sources import (
+    PLAN,
+    choose_for_member,
+    differences_among,
+    sources_patients,
+)
 from payerbridge.exchange.received.merge import (
     Difference,
     MemberChoice,
     MemberFacts,
-    choose_member_patient,
-    demographic_differences,
-    identity_conflicts,
     member_patient_id,
-    member_record,
     merged,
 )
 from payerbridge.exchange.received.normalize import NormalizedBundle
@@ -33,13 +34,9 @@ from payerbridge.exchange.received.reconcile import (
 )
 from payerbridge.exchange.requests import request_from_document
 from payerbridge.exchange.unit import ExchangeUnit
-from payerbridge.fhir.member_match import member_id_system
-from payerbridge.fhir.resources import is_member_record
 from payerbridge.routing.model import Partner
 
 __all__ = ["PLAN", "OnePatient", "under_one_patient"]
-
-PLAN = "plan"  # the plan's own Patient, among the sources compared
 
 
 @dataclass(frozen=True)
@@ -69,10 +66,7 @@ def under_one_patient(
     facts = MemberFacts(
         holder.member_id, request.member.birth_date.isoformat(), request.member.gender
     )
-    found = uow.received.plan_patients(facts.member_id) if facts.member_id else []
-    choice = choose_member_patient(holder, facts, found)
-    system = member_id_system(uow.us)
-    ours = None if choice.is_plan else member_record(choice, facts, system)
+    choice, ours = choose_for_member(uow.received, holder, facts, uow.us)
     kept = merged(normalized, choice, ours)
     held_for = HeldFor(record.client_id, holder.member_key, partner.id)
     others = uow.exchanges.compartments_held(
@@ -80,12 +74,13 @@ def under_one_patient(
     )
     compartments = sorted({choice.patient_id, *others})
     elsewhere = _identifier_conflicts(uow, kept, compartments, held_for)
-    patients = _patients(uow, kept, choice, compartments, held_for)
-    differences = demographic_differences(patients)
-    refs: dict[str, str] = {}
-    for source, patient in patients:  # the first of each source, as compared
-        refs.setdefault(source, f"Patient/{patient['id']}")
-    identity = identity_conflicts(differences, refs, holder.member_key)
+    answer_patients = [
+        r
+        for r, _ in kept.resources
+        if r["resourceType"] == "Patient" and r.get("id") == kept.patient_id
+    ]
+    patients = sources_patients(uow.received, answer_patients, choice, compartments, held_for)
+    differences, identity = differences_among(patients, holder.member_key)
     return OnePatient(
         kept,
         held_for,
@@ -101,29 +96,10 @@ def _identifier_conflicts(
 ) -> list[Conflict]:
     """Where the answer's business identifiers say differently from what the member's
     other sources (the plan's own data among them) hold. Patients are compared as
-    demographics instead (``_patients``): the same SSN with a new address is a move."""
+    demographics instead (``sources_patients``): the same SSN with a new address is a move."""
     resources = [r for r, _ in kept.resources if r["resourceType"] != "Patient"]
     keys = sorted({k for r in resources for k in identifier_keys(r)})
     if not keys:
         return []
     held = uow.received.with_identifiers(compartments, keys, other_than=held_for)
     return conflicts_with_held(resources, [r for r in held if r["resourceType"] != "Patient"])
-
-
-def _patients(
-    uow: ExchangeUnit,
-    kept: NormalizedBundle,
-    choice: MemberChoice,
-    compartments: Sequence[str],
-    held_for: HeldFor,
-) -> list[tuple[str, Mapping[str, Any]]]:
-    """The sources' Patients for the member, by source (partner id, or ``plan``): this
-    answer's, the other old payers', the plan's own."""
-    ours = [
-        (held_for.partner_id, r)
-        for r, _ in kept.resources
-        if r["resourceType"] == "Patient" and r.get("id") == kept.patient_id
-    ]
-    others = uow.received.source_patients(compartments, other_than=held_for)
-    plan = [(PLAN, choice.plan_patient)] if choice.plan_patient is not None else []
-    return [*ours, *[(s, p) for s, p in others if not is_member_record(p)], *plan]
