@@ -254,7 +254,8 @@ def _check_each_partner_was_asked_in_its_own_version(output: str, var: Path, bas
     # Each record delivered to the plan's own FHIR server, counted there (ADR 0053).
     assert len(re.findall(r"delivery of \w+: delivered, [1-9]\d* written", output)) == 5, output
     arrived = re.search(r"arrived at the plan's FHIR server \([^)]*\): (.*)", output)
-    assert arrived is not None and "Patient 5" in arrived.group(1), output
+    # Each member's: the old payer's Patient, and her one Patient there (ADR 0054).
+    assert arrived is not None and "Patient 10" in arrived.group(1), output
     # The partners whose history comes from the plan's own systems, and what it came by.
     assert "x12-834-enrollment@1.1.0" in output and "x12-837-eob@1.1.0" in output
     assert "mappings: fhir-server-quirks@1.0.0" in output

@@ -22,6 +22,13 @@ member id (typed MB) with her birth date and, where given, her gender
 none makes one, several refuse the whole transaction (412), so a person decides. Other
 Patients (an old payer's, kept as source records) go by our id.
 
+A reference that names nothing we hold (the old payer left it unresolved: a subscriber
+it did not send, say) would name nothing at the destination either, and a server that
+holds references (HAPI by default) refuses it, and with it the whole Bundle. It goes as
+a **logical reference** to where it pointed, the old payer's URL of it as an identifier
+(``urn:ietf:rfc:3986``) with its ``type``, its ``display`` kept: nothing resolved
+wrongly, nothing lost.
+
 A large record is cut into Bundles of at most ``max_entries`` entries, in an order where
 what is referenced comes first (strongly connected resources, which refer to each other
 in a circle, stay in one Bundle, which may then be larger): every conditional reference
@@ -239,12 +246,14 @@ def plan_transactions(
     written: Mapping[str, str] | None = None,
     elsewhere: Mapping[str, str] | None = None,
     max_entries: int = DEFAULT_MAX_ENTRIES,
+    absent: frozenset[str] = frozenset(),
 ) -> list[Transaction]:
     """The Bundles that carry ``held`` (our resources, with our ids) to the destination,
     in the order to post them, leaving out what ``written`` (our ref → content hash of
     what we last wrote there) says it holds unchanged. ``elsewhere``: resources not in
     ``held`` that we wrote there before (our ref → ``reference_to`` it), which
-    references to them name."""
+    references to them name; ``absent``: references that name nothing we hold, written
+    as logical references (see the module)."""
     if max_entries < 1:
         raise ValueError("max_entries must be at least 1")
     by_ref = {_ref(r): r for r in held}
@@ -276,7 +285,7 @@ def plan_transactions(
 
         entries = []
         for ref in chunk:
-            resource = rewrite_references(sending[ref], rewrite)
+            resource = rewrite_references(_logical(sending[ref], absent), rewrite)
             url = conditional.get(ref)
             if url is not None:  # the destination settles the id
                 resource = {k: v for k, v in resource.items() if k != "id"}
@@ -288,3 +297,33 @@ def plan_transactions(
         counts = Counter(entry.resource_type for entry in entries)
         transactions.append(Transaction(tuple(entries), dict(sorted(counts.items()))))
     return transactions
+
+
+_URI = "urn:ietf:rfc:3986"
+
+
+def _logical(resource: dict[str, Any], absent: frozenset[str]) -> dict[str, Any]:
+    """``resource`` with each reference in ``absent`` made a logical reference to the old
+    payer's URL of it (the base its ``meta.source`` names); unchanged without one."""
+    if not absent:
+        return resource
+    source = str((resource.get("meta") or {}).get("source") or "")
+    base = source.rsplit("/", 2)[0] if source.startswith(("http://", "https://")) else None
+    if base is None or source.count("/") < 4:
+        return resource
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        reference = node.get("reference")
+        if isinstance(reference, str) and reference in absent:
+            logical = {k: walk(v) for k, v in node.items() if k != "reference"}
+            logical["type"] = reference.split("/", 1)[0]
+            logical["identifier"] = {"system": _URI, "value": f"{base}/{reference}"}
+            return logical
+        return {key: walk(value) for key, value in node.items()}
+
+    logical: dict[str, Any] = walk(resource)
+    return logical

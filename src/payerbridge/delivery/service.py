@@ -169,8 +169,15 @@ def _planned(
         )
         for r in uow.held.by_refs(sorted(known))
     }
+    # What names nothing we hold was left unresolved by the old payer (bundle: logical).
+    unknown = outside - set(known)
+    found = {f"{r['resourceType']}/{r['id']}" for r in uow.held.by_refs(sorted(unknown))}
     return plan_transactions(
-        held, written=hashes, elsewhere=elsewhere, max_entries=policy.max_entries
+        held,
+        written=hashes,
+        elsewhere=elsewhere,
+        max_entries=policy.max_entries,
+        absent=frozenset(unknown - found),
     )
 
 

@@ -229,3 +229,55 @@ def test_a_reference_to_what_was_written_before_names_it_as_it_was_written() -> 
     assert reference_to({**member, "birthDate": None}, conditional=True) == "Patient/p"
     (plain,) = plan_transactions([claim])  # not written by us before: left as it is
     assert plain.entries[0].resource["patient"] == {"reference": "Patient/p"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(records(), st.integers(1, 8))
+def test_what_names_nothing_we_hold_goes_as_a_logical_reference_to_the_old_payer(
+    held: list[dict[str, Any]], max_entries: int
+) -> None:
+    """A server that holds references refuses one to nothing; a logical reference keeps
+    where it pointed (the old payer's URL) without naming anything there."""
+    sourced = [
+        {
+            **r,
+            "meta": {
+                **r["meta"],
+                "source": f"https://old.example/fhir/{r['resourceType']}/{r['id']}",
+            },
+        }
+        for r in held
+    ]
+    absent = frozenset({"Organization/not-held"})
+    for transaction in plan_transactions(sourced, max_entries=max_entries, absent=absent):
+        for entry in transaction.entries:
+            assert "Organization/not-held" not in list(iter_references(entry.resource))
+            assert entry.resource["elsewhere"] == {
+                "type": "Organization",
+                "identifier": {
+                    "system": "urn:ietf:rfc:3986",
+                    "value": "https://old.example/fhir/Organization/not-held",
+                },
+            }
+
+
+def test_a_logical_reference_keeps_its_display_and_needs_the_old_payers_url() -> None:
+    coverage = {
+        "resourceType": "Coverage",
+        "id": "c",
+        "meta": {"source": "https://old.example/fhir/Coverage/7"},
+        "subscriber": {"reference": "Patient/theirs", "display": "the subscriber"},
+    }
+    absent = frozenset({"Patient/theirs"})
+    (only,) = plan_transactions([coverage], absent=absent)
+    assert only.entries[0].resource["subscriber"] == {
+        "display": "the subscriber",
+        "type": "Patient",
+        "identifier": {
+            "system": "urn:ietf:rfc:3986",
+            "value": "https://old.example/fhir/Patient/theirs",
+        },
+    }
+    ours = {**coverage, "meta": {}}  # no old payer to point at: left for the server to judge
+    (plain,) = plan_transactions([ours], absent=absent)
+    assert plain.entries[0].resource["subscriber"]["reference"] == "Patient/theirs"
