@@ -128,6 +128,8 @@ def member_criteria(patient: Mapping[str, Any]) -> str | None:
     if patient.get("resourceType") != "Patient" or not isinstance(birth_date, str):
         return None
     for identifier in patient.get("identifier") or ():
+        if not isinstance(identifier, dict):
+            continue
         system, value = identifier.get("system"), identifier.get("value")
         codes = (identifier.get("type") or {}).get("coding") or ()
         typed = any(c.get("system") == V2_0203 and c.get("code") == "MB" for c in codes)
