@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from payerbridge.bulk.export import GroupExportAsked, accept_members
+from payerbridge.bulk.export import GroupExportAsked, accept_members, members_named
 from payerbridge.bulk.model import BulkJob, JobKind
 from payerbridge.bulk.ports import StoredGroup
 from payerbridge.bulk.provider_decision import provider_reads
@@ -67,14 +67,5 @@ def accept_provider_export(
             for m in matched.body.get("member", [])
         }
         members = [m for m in members if m in listed]
-    if request.patients is not None:
-        may, named = set(members), list(request.patients)
-        strangers = [p for p in named if p not in may]
-        if strangers:
-            issues = [
-                Issue(f"Patient/{p} is not in Group/{command.group_id}", "patient", "not-found")
-                for p in strangers
-            ]
-            raise InvalidInput("patient names members the Group does not hold", issues=issues)
-        members = [p for p in members if p in set(named)]
+    members = members_named(members, request.patients, command.group_id)
     return accept_members(uow, JobKind.PROVIDER_EXPORT, members, asked, now)
