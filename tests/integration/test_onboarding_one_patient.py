@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from sqlalchemy import select
 
+from payerbridge.api.routers.onboardings import onboarding_report
 from payerbridge.api.schemas import onboarding_requests
 from payerbridge.bootstrap import Platform
 from payerbridge.fhir.codes import V2_0203
@@ -33,11 +34,13 @@ SECOND = Partner(PartnerId("second"), "Second Plan", "1679576722", "http://secon
 
 
 class MovedOldPayer(OldPayer):
-    """A second old payer that holds Ana with an address (she moved), Bea as the first."""
+    """A second old payer that holds Ana with an address (she moved), and Bea born
+    another day than the first says (maybe another person)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.records[0] = {**self.records[0], "address": [{"city": "Elsewhere"}]}
+        self.records[1] = {**self.records[1], "birthDate": "1990-07-15"}
 
 
 def _run(uow: OnboardingUnit, run_id: str, partner: PartnerId) -> list[OnboardingMember]:
@@ -107,6 +110,14 @@ def test_a_member_onboarded_from_two_old_payers_is_one_patient_with_both_sources
     assert not differences["address"]["identity"]
     assert "Elsewhere" not in orjson.dumps(again["N-ANA"].to_json()).decode()
     assert "address" not in {d["field"] for d in again["N-BEA"].differences}
+    bea = {d["field"]: d for d in again["N-BEA"].differences}
+    assert bea["birthDate"]["identity"] and bea["birthDate"]["sources"] == ["old", "second"]
+    # The run says how many members a person should look at (Bea), never whose values.
+    run = uow.onboardings.get(OnboardingId("run-2"))
+    assert run is not None
+    report = onboarding_report(uow, run)
+    assert report["identity_differences"] == 1
+    assert "1990-07-15" not in orjson.dumps(report).decode()
 
     ana = _compartment(platform, chosen["N-ANA"].patient.split("/", 1)[1])
     patients = [r for r in ana if r["resourceType"] == "Patient"]

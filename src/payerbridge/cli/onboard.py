@@ -196,10 +196,17 @@ def _print(report: dict[str, Any]) -> None:
     table.add_row("resources imported", str(report["imported_resources"]))
     for how, count in report["member_patients"].items():  # ADR 0054: under whose Patient
         table.add_row(f"kept under the Patient: {how}", str(count))
+    table.add_row("sources differ on birth date or gender", str(report["identity_differences"]))
     if report["since"]:
         table.add_row(f"nothing new since {report['since']}", str(report["nothing_new"]))
     out.print(table)
     if report["received_at"]:
         err.print(f"received_at {report['received_at']} (the since of the next: --since last)")
+    if report["identity_differences"]:
+        err.print(
+            f"[yellow]{report['identity_differences']} member(s) whose sources differ on birth "
+            "date or gender (maybe another person): look at GET /onboardings/{id}/members "
+            "before relying on the merge[/yellow]"
+        )
     if report["error"]:
         err.print(f"[red]error:[/red] {report['error']}")

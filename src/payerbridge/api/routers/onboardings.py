@@ -131,6 +131,13 @@ def onboarding_report(uow: OnboardingUnit, onboarding: Onboarding) -> dict[str, 
         "member_patients": dict(
             sorted(Counter(m.member_patient.how for m in members if m.member_patient).items())
         ),
+        # Members whose sources differ on birth date or gender: maybe another person, for a
+        # person to look at before the plan relies on the merge (ADR 0054).
+        "identity_differences": sum(
+            1
+            for m in members
+            if m.member_patient and any(d.get("identity") for d in m.member_patient.differences)
+        ),
         "chunks": {
             "total": onboarding.chunks,
             "done": sum(1 for c in chunks if c.stage.value == "done"),
