@@ -50,6 +50,7 @@ from payerbridge.store.at_rest import AtRest, at_rest, token_index_key
 from payerbridge.store.data_keys import DataKeyring
 from payerbridge.store.dbapi import cursor_of, insert_rows, raw_cursor
 from payerbridge.store.identity_sql import IdentitySql, SqlMatchWrites
+from payerbridge.store.members import RECEIVED_SOURCES, is_received
 from payerbridge.store.sealed_columns import (
     MEMBER_RECORD,
     REVIEW_REQUEST,
@@ -75,9 +76,6 @@ __all__ = ["SqlIdentityStore"]
 
 _INDEX_BATCH = 2000
 _MODEL_TTL_SECONDS = 30.0
-# Resources received from other payers are copies of their records, not our members: an
-# exchange's and an onboarding's alike (ADR 0054: our Patient for a member among them).
-_RECEIVED_SOURCES = ("exchange:", "onboarding:")
 
 
 def _link(row: Any, links: SealedLinks) -> IdentityLink:
@@ -222,7 +220,9 @@ class SqlIdentityStore:
             patients = {
                 member_id: _open_resource(keys, f"Patient/{member_id}", body)
                 for member_id, body, source in cursor.fetchall()
-                if not source.startswith(_RECEIVED_SOURCES)
+                # Copies of other payers' records (our Patient for a member among them,
+                # ADR 0054), not our members.
+                if not source.startswith(RECEIVED_SOURCES)
             }
             cursor.execute(*sql.coverages_of(list(patients)))
             coverages: dict[str, list[str]] = {}
@@ -290,7 +290,7 @@ class SqlIdentityStore:
                 connection.execute(
                     select(fhir_resources.c.resource_id).where(
                         fhir_resources.c.resource_type == "Patient",
-                        *(~fhir_resources.c.source.startswith(p) for p in _RECEIVED_SOURCES),
+                        ~is_received(),
                     )
                 ).scalars()
             )

@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, func, or_, select, update
 from sqlalchemy.engine import Dialect
 
 from payerbridge.store.at_rest import AtRest, at_rest
@@ -30,13 +30,20 @@ from payerbridge.timestamps import utc_iso
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import MemberId
 
-# Where received records come from: an exchange's answer, an onboarding's chunk.
-_RECEIVED_SOURCES = ("exchange:", "onboarding:")
+# Where received records come from: an exchange's answer, an onboarding's chunk (a
+# row's source is the prefix and that run's id).
+EXCHANGE_SOURCE = "exchange:"
+ONBOARDING_SOURCE = "onboarding:"
+RECEIVED_SOURCES = (EXCHANGE_SOURCE, ONBOARDING_SOURCE)
 
 __all__ = [
+    "EXCHANGE_SOURCE",
+    "ONBOARDING_SOURCE",
+    "RECEIVED_SOURCES",
     "ResourceRow",
     "ResourceSql",
     "SqlMemberStore",
+    "is_received",
     "resolve_compartments",
     "opened_resource",
     "opened_row",
@@ -434,13 +441,9 @@ class SqlMemberStore:
     def received_members(self) -> list[MemberId]:
         """The members the plan holds received records for (an exchange's answer or an
         onboarding's chunk), by id."""
-        column = fhir_resources.c.source
         query = (
             select(fhir_resources.c.patient_id)
-            .where(
-                fhir_resources.c.patient_id.is_not(None),
-                or_(*(column.startswith(prefix) for prefix in _RECEIVED_SOURCES)),
-            )
+            .where(fhir_resources.c.patient_id.is_not(None), is_received())
             .distinct()
             .order_by(fhir_resources.c.patient_id)
         )
@@ -453,6 +456,11 @@ class SqlMemberStore:
             query = query.where(fhir_resources.c.source.startswith(source_prefix))
         with self._reader.connect() as connection:
             return int(connection.execute(query).scalar_one())
+
+
+def is_received() -> ColumnElement[bool]:
+    """Rows an exchange or an onboarding wrote: received, not the plan's own."""
+    return or_(*(fhir_resources.c.source.startswith(prefix) for prefix in RECEIVED_SOURCES))
 
 
 def resolve_compartments(connection: Connection, pending: dict[str, str]) -> None:

@@ -21,7 +21,13 @@ from payerbridge.exchange.model import IdentifierKey
 from payerbridge.exchange.ports import HeldFor
 from payerbridge.store.at_rest import at_rest
 from payerbridge.store.dbapi import DialectSql
-from payerbridge.store.members import ResourceSql, remove_rows
+from payerbridge.store.members import (
+    EXCHANGE_SOURCE,
+    ONBOARDING_SOURCE,
+    ResourceSql,
+    is_received,
+    remove_rows,
+)
 from payerbridge.store.sealed_fields import RESOURCE_BODY
 from payerbridge.store.tables import exchanges, fhir_resources, fhir_tokens, onboardings
 from payerbridge.store.unit_of_work import UnitBound
@@ -29,9 +35,8 @@ from payerbridge.store.unit_of_work import UnitBound
 __all__ = ["SqlReceivedStore"]
 
 # Received data only: ``payerbridge import`` writes its own sources, never reconciled.
-_RECEIVED_PREFIX = "exchange:"
-_ONBOARDED_PREFIX = "onboarding:"
-_RECEIVED_SOURCES = (_RECEIVED_PREFIX, _ONBOARDED_PREFIX)
+_RECEIVED_PREFIX = EXCHANGE_SOURCE
+_ONBOARDED_PREFIX = ONBOARDING_SOURCE
 
 
 class ReceivedSql(DialectSql):
@@ -133,7 +138,7 @@ class SqlReceivedStore(UnitBound):
         """The plan's own Patients (loaded, not received) carrying an identifier whose
         value is ``member_id``, in any system (the caller judges type and value)."""
         at = at_rest(self._reader)
-        received = or_(*(fhir_resources.c.source.startswith(p) for p in _RECEIVED_SOURCES))
+        received = is_received()
         query = (
             select(fhir_resources.c.ref, fhir_resources.c.body)
             .join(fhir_tokens, fhir_tokens.c.ref == fhir_resources.c.ref)
