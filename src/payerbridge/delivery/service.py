@@ -163,21 +163,19 @@ def _planned(
     written = uow.deliveries.written(record.destination_id, sorted(refs | outside))
     hashes = {ref: digest for ref, (digest, _) in written.items() if ref in refs}
     known = {ref: conditional for ref, (_, conditional) in written.items() if ref in outside}
+    found = {f"{r['resourceType']}/{r['id']}": r for r in uow.held.by_refs(sorted(outside))}
     elsewhere = {
-        f"{r['resourceType']}/{r['id']}": reference_to(
-            r, conditional=known[f"{r['resourceType']}/{r['id']}"]
-        )
-        for r in uow.held.by_refs(sorted(known))
+        ref: reference_to(resource, conditional=known[ref])
+        for ref, resource in found.items()
+        if ref in known
     }
-    # What names nothing we hold was left unresolved by the old payer (bundle: logical).
-    unknown = outside - set(known)
-    found = {f"{r['resourceType']}/{r['id']}" for r in uow.held.by_refs(sorted(unknown))}
     return plan_transactions(
         held,
         written=hashes,
         elsewhere=elsewhere,
         max_entries=policy.max_entries,
-        absent=frozenset(unknown - found),
+        # What names nothing we hold was left unresolved by the old payer (bundle: logical).
+        absent=frozenset(outside - set(known) - set(found)),
     )
 
 
