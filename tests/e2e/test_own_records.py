@@ -164,6 +164,14 @@ def test_what_a_regular_consent_would_withhold_is_labelled_restricted_not_withhe
             assert _confidentiality(read.json()) == _confidentiality(by_key[key]), key
 
 
+def _exported(client: Any, path: str, held: dict[str, Any]) -> list[dict[str, Any]]:
+    """What an export kicked off at ``path`` gave of the records the plan holds (the
+    transmitter Provenance of the export is ours, not a record we hold)."""
+    manifest = finished(client, client.get(path, headers=ASYNC))
+    exported = [r for lines in files(client, manifest["output"]).values() for r in lines]
+    return [r for r in exported if f"{r['resourceType']}/{r['id']}" in held]
+
+
 def test_the_plans_own_bulk_export_holds_every_member_it_received_records_for(
     exchanged: dict[str, Any],
 ) -> None:
@@ -171,10 +179,7 @@ def test_the_plans_own_bulk_export_holds_every_member_it_received_records_for(
     patient_id = exchange["imported_patient_id"]
     held = _held(new, patient_id, ConsentPolicy.SENSITIVE)
     with new.client_with(exchanged["own"]) as client:
-        manifest = finished(client, client.get("/fhir/Patient/$export", headers=ASYNC))
-        exported = [r for lines in files(client, manifest["output"]).values() for r in lines]
-    # The transmitter Provenance of the export is ours, not a record we hold.
-    kept = [r for r in exported if f"{r['resourceType']}/{r['id']}" in held]
+        kept = _exported(client, "/fhir/Patient/$export", held)
     assert _keys(kept) == set(held) and len(kept) == len(held)
     assert all(_confidentiality(r) in (["N"], ["R"], ["V"]) for r in kept)
     with new.client_with(exchanged["other"]) as client:
@@ -193,12 +198,10 @@ def test_the_plans_group_of_received_members_is_read_and_exported_by_it_alone(
         assert group.status_code == 200, group.text
         members = [m["entity"]["reference"] for m in group.json()["member"]]
         assert members == [f"Patient/{patient_id}"] and group.json()["quantity"] == 1
-        manifest = finished(client, client.get("/fhir/Group/received/$export", headers=ASYNC))
-        exported = [r for lines in files(client, manifest["output"]).values() for r in lines]
+        kept = _exported(client, "/fhir/Group/received/$export", held)
         stranger = client.get("/fhir/Group/received/$export?patient=Patient/nobody", headers=ASYNC)
         assert stranger.status_code == 400, stranger.text
         assert "not a member of Group/received" in stranger.text
-    kept = [r for r in exported if f"{r['resourceType']}/{r['id']}" in held]
     assert _keys(kept) == set(held) and len(kept) == len(held)
     # To another organization the Group does not exist: which members the plan received
     # records for is its own business.
