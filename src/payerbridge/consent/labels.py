@@ -12,7 +12,8 @@ code, and ours never lowers the source's.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from payerbridge.consent.segmentation import (
@@ -21,8 +22,9 @@ from payerbridge.consent.segmentation import (
     sensitive_categories_of,
     withheld_among,
 )
+from payerbridge.fhir.shared import SHARED_TYPES, reachable_shared, shared_references
 
-__all__ = ["CONFIDENTIALITY", "labelled", "labelled_together"]
+__all__ = ["CONFIDENTIALITY", "labelled", "labelled_together", "let_go"]
 
 Resource = dict[str, Any]
 
@@ -80,14 +82,49 @@ def _confidentiality(code: str) -> dict[str, str]:
     return {"system": CONFIDENTIALITY, "code": code}
 
 
-def labelled_together(
-    resources: list[Resource], segmentation: SegmentationPolicy
-) -> list[Resource]:
-    """``resources`` judged together as a regular consent would (what is sensitive, and
-    what is about or recorded in it), each labelled: what the plan's own FHIR server
-    receives, so that its systems can honour the segmentation too."""
+def let_go(resources: Sequence[Resource], segmentation: SegmentationPolicy) -> set[str]:
+    """The ``Type/id`` of each of ``resources``, judged together, that a ``regular`` consent
+    lets go: not withheld (sensitive, about what is), and for a shared resource, reached
+    from a record that is not (what only withheld records reach says something of the
+    member too: ADR 0010, as ``disclosure.release`` decides it)."""
     withheld = withheld_among([judge(r, segmentation) for r in resources], segmentation)
-    return [
-        labelled(resource, sensitive=index in withheld.indexes, segmentation=segmentation)
-        for index, resource in enumerate(resources)
-    ]
+    kept = [r for n, r in enumerate(resources) if n not in withheld.indexes]
+    links = {
+        key: tuple(shared_references(r))
+        for r in kept
+        if r.get("resourceType") in SHARED_TYPES and (key := _key(r)) is not None
+    }
+    records = [r for r in kept if r.get("resourceType") not in SHARED_TYPES]
+    reached = reachable_shared((ref for r in records for ref in shared_references(r)), links)
+    return {key for r in records if (key := _key(r)) is not None} | reached
+
+
+def labelled_together(
+    resources: list[Resource],
+    segmentation: SegmentationPolicy,
+    *,
+    context: Sequence[Resource] = (),
+    shared_let_go: AbstractSet[str] | None = None,
+) -> list[Resource]:
+    """``resources`` judged together, with ``context`` (the shared resources they reach
+    that are held elsewhere: judged, not labelled), as a regular consent would, each
+    labelled: what the plan's own FHIR server receives, so that its systems can honour
+    the segmentation too, labelled as the plan's own reads label it (``let_go``).
+    ``shared_let_go``: when ``resources`` are one batch of several, the shared resources
+    a regular consent lets go with any member of them all, which decides theirs (one
+    copy at the destination serves every member: ``N`` when it would go with one)."""
+    went = let_go([*resources, *context], segmentation)
+
+    def sensitive(resource: Resource) -> bool:
+        if shared_let_go is not None and resource.get("resourceType") in SHARED_TYPES:
+            return _key(resource) not in shared_let_go
+        return _key(resource) not in went
+
+    return [labelled(r, sensitive=sensitive(r), segmentation=segmentation) for r in resources]
+
+
+def _key(resource: Resource) -> str | None:
+    resource_type, resource_id = resource.get("resourceType"), resource.get("id")
+    if isinstance(resource_type, str) and isinstance(resource_id, str):
+        return f"{resource_type}/{resource_id}"
+    return None

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from payerbridge.audit.model import AuditEvent
-from payerbridge.consent.labels import labelled_together
+from payerbridge.consent.labels import labelled_together, let_go
 from payerbridge.delivery.bundle import Transaction, plan_transactions, reference_to
 from payerbridge.delivery.model import (
     DeliveryReason,
@@ -36,6 +36,7 @@ from payerbridge.delivery.model import (
 from payerbridge.delivery.unit import DestinationUnit
 from payerbridge.exchange.model import DATA_ENDS
 from payerbridge.fhir.resources import compartment_patient, iter_references
+from payerbridge.fhir.shared import SHARED_TYPES, reach_shared, shared_references
 from payerbridge.types import ExchangeId
 
 __all__ = [
@@ -110,13 +111,15 @@ def deliver_once(command: DeliverOnce, uow: DestinationUnit) -> datetime | None:
     policy = uow.policies.get(record.destination_id, DestinationPolicy())
     total = sum(record.written.values())  # what this delivery wrote on earlier attempts
     held_count = 0
+    shared_let_go = _shared_let_go(uow, record.subject)
     for batch in uow.held.batches(record.subject):
         # Judged whole (what a regular consent withholds spreads), labelled, then filtered.
-        held = [
-            r
-            for r in labelled_together(_with_members(uow, batch), uow.segmentation)
-            if destination.types is None or r["resourceType"] in destination.types
-        ]
+        whole = _with_members(uow, batch)
+        labelled = labelled_together(
+            whole, uow.segmentation, context=_reached(uow, whole), shared_let_go=shared_let_go
+        )
+        types = destination.types
+        held = [r for r in labelled if types is None or r["resourceType"] in types]
         transactions = _planned(uow, record, held, policy)
         held_count += len(held)
         for transaction in transactions:
@@ -138,6 +141,38 @@ def deliver_once(command: DeliverOnce, uow: DestinationUnit) -> datetime | None:
     # Unchanged: what the destination had from us before this delivery, not written again.
     _end(uow, record, DeliveryState.DELIVERED, None, unchanged=held_count - total)
     return None
+
+
+def _shared_let_go(uow: DestinationUnit, subject: str) -> frozenset[str]:
+    """The shared resources a regular consent lets go with some member of ``subject``.
+    Batches split members, not what they share: a Practitioner held in the first batch
+    may be reached only by a later member's withheld records (then ``R``, as the plan's
+    own reads label it), and a claim in a later batch is judged with the program it
+    names wherever that is held (``_reached``). A first pass over every batch decides."""
+    went: set[str] = set()
+    for batch in uow.held.batches(subject):
+        whole = _with_members(uow, batch)
+        went |= {
+            key
+            for key in let_go([*whole, *_reached(uow, whole)], uow.segmentation)
+            if key.partition("/")[0] in SHARED_TYPES
+        }
+    return frozenset(went)
+
+
+def _reached(uow: DestinationUnit, resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The shared resources ``resources`` reach that they do not hold, read where held."""
+    own = {f"{r['resourceType']}/{r['id']}" for r in resources}
+    start = (ref for r in resources for ref in shared_references(r))
+    return reach_shared(start, _HeldReader(uow), own)
+
+
+class _HeldReader:
+    def __init__(self, uow: DestinationUnit) -> None:
+        self._held = uow.held
+
+    def read_many(self, refs: list[str]) -> list[dict[str, Any]]:
+        return self._held.by_refs(refs)
 
 
 def _with_members(uow: DestinationUnit, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:

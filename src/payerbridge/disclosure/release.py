@@ -20,10 +20,10 @@ reference to another Patient that exists and says nothing sensitive by itself
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from payerbridge.consent.labels import labelled
 from payerbridge.consent.model import ConsentPolicy
@@ -36,7 +36,14 @@ from payerbridge.consent.segmentation import (
     without_references,
 )
 from payerbridge.disclosure.scope import PAYER_TO_PAYER, ReleaseScope, WholeRecord
-from payerbridge.fhir.resources import COMPARTMENT_FIELD, iter_references
+from payerbridge.fhir.resources import iter_references
+from payerbridge.fhir.shared import (
+    SHARED_TYPES,
+    SharedResources,
+    reach_shared,
+    reachable_shared,
+    shared_references,
+)
 
 __all__ = [
     "Release",
@@ -50,14 +57,7 @@ __all__ = [
     "shared_references",
 ]
 
-# Types outside any compartment that a member's record points at and that PDex lists.
-SHARED_TYPES = frozenset(t for t, f in COMPARTMENT_FIELD.items() if f is None) - {"Patient"}
-
 Resource = dict[str, Any]
-
-
-class SharedResources(Protocol):
-    def read_many(self, refs: list[str]) -> list[Resource]: ...
 
 
 @dataclass(frozen=True)
@@ -138,14 +138,6 @@ def _labelled(
     return Release([label(r) for r in everything.records], [label(r) for r in everything.shared], 0)
 
 
-def shared_references(resource: Resource, references: Iterable[str] | None = None) -> Iterator[str]:
-    """The ``Type/id`` of each shared resource ``resource`` refers to by a local reference
-    (``references``: every reference it holds, when the caller has read them)."""
-    for reference in iter_references(resource) if references is None else references:
-        if reference.count("/") == 1 and reference.split("/", 1)[0] in SHARED_TYPES:
-            yield reference
-
-
 def references_by_kind(
     resource: Resource, references: Iterable[str] | None = None
 ) -> tuple[list[str], list[str]]:
@@ -189,34 +181,6 @@ def foreign_withheld(
         and not sensitive_categories_of(patient, segmentation)
     }
     return frozenset(outside - plain)
-
-
-def reach_shared(
-    start: Iterable[str], shared: SharedResources, own: AbstractSet[str]
-) -> list[Resource]:
-    """Every shared resource reachable from the references ``start``, read level by
-    level (those in ``own``, the member's records, are not read again)."""
-    found: dict[str, Resource] = {}
-    wanted = set(start) - own
-    while wanted:
-        level = shared.read_many(sorted(wanted))
-        found.update((key, r) for r in level if (key := _key(r)) is not None)
-        wanted = {ref for r in level for ref in shared_references(r)} - own - found.keys()
-    return [found[key] for key in sorted(found)]
-
-
-def reachable_shared(start: Iterable[str], links: Mapping[str, Iterable[str]]) -> set[str]:
-    """The shared resources in ``links`` (each with what it refers to) reachable from
-    the references ``start``: what may go with the records that refer to them."""
-    seen: set[str] = set()
-    frontier = list(start)
-    while frontier:
-        ref = frontier.pop()
-        if ref in seen or ref not in links:
-            continue
-        seen.add(ref)
-        frontier.extend(links[ref])
-    return seen
 
 
 def _key(resource: Resource) -> str | None:
