@@ -31,6 +31,16 @@ def _key(resource: Resource) -> str:
     return f"{resource['resourceType']}/{resource['id']}"
 
 
+def _member_of(resource: Resource, by_key: dict[str, Resource]) -> str | None:
+    """Whose compartment the store files ``resource`` under: a Provenance that names no
+    Patient under its first target's (``store.importer``)."""
+    patient = compartment_patient(resource)
+    if patient is None and resource["resourceType"] == "Provenance":
+        target = by_key.get(resource["target"][0]["reference"])
+        patient = None if target is None else compartment_patient(target)
+    return patient
+
+
 class Cut(Held):
     """Held as the store cuts it: what no compartment holds first, then each member whole,
     a batch closed at a member's end once it holds ``sizes[n]`` resources."""
@@ -40,8 +50,10 @@ class Cut(Held):
         self.sizes = sizes
 
     def batches(self, subject: str) -> Any:
+        by_key = {_key(r): r for r in self.resources}
+
         def owner(r: Resource) -> tuple[bool, str]:
-            patient = compartment_patient(r)
+            patient = _member_of(r, by_key)
             return patient is not None, patient or ""
 
         ordered = sorted(self.resources, key=lambda r: (*owner(r), _key(r)))
@@ -88,17 +100,14 @@ def _population(plans: list[tuple[frozenset[str], bool]]) -> list[Resource]:
     for n, (kinds, visits) in enumerate(plans):
         pid = f"p{n}"
         for key, resource in a_member_reaching_sensitive_shared_data(pid).items():
-            # (Provenance left out: those of the builder name no Patient, so that no
-            # member's read holds them.)
+            kind = key.split("/")[1].removeprefix(f"{pid}-").removesuffix("-prov")
             if resource["resourceType"] == "Provenance":
-                continue
-            kind = key.split("/")[1].removeprefix(f"{pid}-")
-            if (
-                compartment_patient(resource) is None
-                or resource["resourceType"] == "Patient"
-                or kind in kinds
-            ):
+                if kind in kinds:  # with the record it is about
+                    found[key] = resource
+            elif kind in kinds or resource["resourceType"] == "Patient":
                 found[key] = resource
+            elif compartment_patient(resource) is None:
+                found[key] = resource  # shared: held once, whoever reaches it
         if visits:
             visit = {
                 "resourceType": "Encounter",
@@ -125,9 +134,10 @@ def _as_read(resources: list[Resource]) -> dict[str, str]:
     release; a shared one ``N`` when any member's release labels it so, else ``R``."""
     reader = Reader(resources)
     labels: dict[str, str] = {}
-    members = {compartment_patient(r) for r in resources} - {None}
+    by_key = {_key(r): r for r in resources}
+    members = {_member_of(r, by_key) for r in resources} - {None}
     for pid in sorted(m for m in members if m is not None):
-        own = [copy.deepcopy(r) for r in resources if compartment_patient(r) == pid]
+        own = [copy.deepcopy(r) for r in resources if _member_of(r, by_key) == pid]
         read = release(own, reader, ConsentPolicy.SENSITIVE, scope=WHOLE_RECORD)
         for resource in read.records:
             labels[_key(resource)] = _confidentiality(resource)
