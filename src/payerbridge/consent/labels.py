@@ -22,7 +22,12 @@ from payerbridge.consent.segmentation import (
     sensitive_categories_of,
     withheld_among,
 )
-from payerbridge.fhir.shared import SHARED_TYPES, reachable_shared, shared_references
+from payerbridge.fhir.shared import (
+    SHARED_TYPES,
+    reachable_shared,
+    resource_key,
+    shared_references,
+)
 
 __all__ = ["CONFIDENTIALITY", "labelled", "labelled_together", "let_go"]
 
@@ -92,11 +97,11 @@ def let_go(resources: Sequence[Resource], segmentation: SegmentationPolicy) -> s
     links = {
         key: tuple(shared_references(r))
         for r in kept
-        if r.get("resourceType") in SHARED_TYPES and (key := _key(r)) is not None
+        if r.get("resourceType") in SHARED_TYPES and (key := resource_key(r)) is not None
     }
     records = [r for r in kept if r.get("resourceType") not in SHARED_TYPES]
     reached = reachable_shared((ref for r in records for ref in shared_references(r)), links)
-    return {key for r in records if (key := _key(r)) is not None} | reached
+    return {key for r in records if (key := resource_key(r)) is not None} | reached
 
 
 def labelled_together(
@@ -117,14 +122,7 @@ def labelled_together(
 
     def sensitive(resource: Resource) -> bool:
         if shared_let_go is not None and resource.get("resourceType") in SHARED_TYPES:
-            return _key(resource) not in shared_let_go
-        return _key(resource) not in went
+            return resource_key(resource) not in shared_let_go
+        return resource_key(resource) not in went
 
     return [labelled(r, sensitive=sensitive(r), segmentation=segmentation) for r in resources]
-
-
-def _key(resource: Resource) -> str | None:
-    resource_type, resource_id = resource.get("resourceType"), resource.get("id")
-    if isinstance(resource_type, str) and isinstance(resource_id, str):
-        return f"{resource_type}/{resource_id}"
-    return None

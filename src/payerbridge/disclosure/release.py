@@ -42,6 +42,7 @@ from payerbridge.fhir.shared import (
     SharedResources,
     reach_shared,
     reachable_shared,
+    resource_key,
     shared_references,
 )
 
@@ -88,24 +89,24 @@ def release(
     everything goes, labelled as a regular consent would have judged it."""
     if isinstance(scope, WholeRecord) and scope.labels:
         return _labelled(records, shared, segmentation)
-    own = {key for record in records if (key := _key(record)) is not None}
+    own = {key for record in records if (key := resource_key(record)) is not None}
     reached = reach_shared((ref for r in records for ref in shared_references(r)), shared, own)
     candidates = [*records, *reached]
     withheld = 0
     if policy is ConsentPolicy.REGULAR:
         result = segment(candidates, segmentation)
         candidates, withheld = result.kept, result.withheld_count
-        known = own | {key for r in reached if (key := _key(r)) is not None}
+        known = own | {key for r in reached if (key := resource_key(r)) is not None}
         outside = {k for r in candidates for k in references_by_kind(r)[1]} - known
         foreign = foreign_withheld(outside, shared, segmentation)
         if foreign:
             candidates = [without_references(r, foreign) for r in candidates]
     in_scope = [r for r in candidates if scope.excludes(r) is None]
     outside_scope = len(candidates) - len(in_scope)
-    kept_records = [r for r in in_scope if _key(r) in own]
+    kept_records = [r for r in in_scope if resource_key(r) in own]
     kept_shared: dict[str, Resource] = {}
     for resource in in_scope:
-        key = _key(resource)
+        key = resource_key(resource)
         if key is not None and key not in own:
             kept_shared[key] = resource
     reachable = reachable_shared(
@@ -129,10 +130,10 @@ def _labelled(
     whole = WholeRecord(labels=False)
     everything = release(records, shared, ConsentPolicy.SENSITIVE, segmentation, whole)
     regular = release(records, shared, ConsentPolicy.REGULAR, segmentation, whole)
-    went = {_key(r) for r in regular.resources}
+    went = {resource_key(r) for r in regular.resources}
 
     def label(resource: Resource) -> Resource:
-        restricted = _key(resource) not in went
+        restricted = resource_key(resource) not in went
         return labelled(resource, sensitive=restricted, segmentation=segmentation)
 
     return Release([label(r) for r in everything.records], [label(r) for r in everything.shared], 0)
@@ -181,10 +182,3 @@ def foreign_withheld(
         and not sensitive_categories_of(patient, segmentation)
     }
     return frozenset(outside - plain)
-
-
-def _key(resource: Resource) -> str | None:
-    resource_type, resource_id = resource.get("resourceType"), resource.get("id")
-    if isinstance(resource_type, str) and isinstance(resource_id, str):
-        return f"{resource_type}/{resource_id}"
-    return None

@@ -15,6 +15,7 @@ __all__ = [
     "SharedResources",
     "reach_shared",
     "reachable_shared",
+    "resource_key",
     "shared_references",
 ]
 
@@ -43,7 +44,7 @@ def reach_shared(start: Iterable[str], shared: SharedResources, own: Set[str]) -
     wanted = set(start) - own
     while wanted:
         level = shared.read_many(sorted(wanted))
-        found.update((key, r) for r in level if (key := _key(r)) is not None)
+        found.update((key, r) for r in level if (key := resource_key(r)) is not None)
         wanted = {ref for r in level for ref in shared_references(r)} - own - found.keys()
     return [found[key] for key in sorted(found)]
 
@@ -62,7 +63,8 @@ def reachable_shared(start: Iterable[str], links: Mapping[str, Iterable[str]]) -
     return seen
 
 
-def _key(resource: Resource) -> str | None:
+def resource_key(resource: Resource) -> str | None:
+    """``Type/id`` of ``resource``, None when it names neither."""
     resource_type, resource_id = resource.get("resourceType"), resource.get("id")
     if isinstance(resource_type, str) and isinstance(resource_id, str):
         return f"{resource_type}/{resource_id}"
