@@ -15,6 +15,7 @@ refused) or ``failed`` (the budget was spent while the destination stayed down).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -82,6 +83,9 @@ class DestinationAnswer:
     issue_codes: tuple[str, ...] = ()
     outcome_hash: str | None = None
     error: str = ""  # what went wrong, in our words (no URL, no body)
+    # Per type, the conditional creates the destination answered with what it held
+    # (``200 OK``, not ``201 Created``): posted, not written.
+    found: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

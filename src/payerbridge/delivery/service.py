@@ -15,6 +15,7 @@ left. The posts happen outside any transaction.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -135,12 +136,18 @@ def deliver_once(command: DeliverOnce, uow: DestinationUnit) -> datetime | None:
                     record.id,
                     hashes={e.ref: e.content_hash for e in transaction.entries},
                     conditional={e.ref for e in transaction.entries if e.url != e.ref},
-                    counts=transaction.counts,
+                    counts=_written(transaction.counts, answer.found),
                 )
             total += len(transaction.entries)
     # Unchanged: what the destination had from us before this delivery, not written again.
     _end(uow, record, DeliveryState.DELIVERED, None, unchanged=held_count - total)
     return None
+
+
+def _written(counts: dict[str, int], found: Mapping[str, int]) -> dict[str, int]:
+    """Per type, what the destination wrote of a transaction: less the conditional creates
+    it answered with one it held (a member's Patient already there)."""
+    return {kind: n - found.get(kind, 0) for kind, n in counts.items() if n > found.get(kind, 0)}
 
 
 def _shared_let_go(uow: DestinationUnit, subject: str) -> frozenset[str]:

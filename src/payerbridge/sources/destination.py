@@ -124,7 +124,7 @@ class FhirDestination:
             return DestinationAnswer(
                 reason=DeliveryReason.REFUSED, status=exc.status, error=exc.text[:300]
             )
-        return self._answer(response)
+        return self._answer(response, bundle)
 
     def _post(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
         request = self._client.build_request(
@@ -147,10 +147,10 @@ class FhirDestination:
                 f"destination '{self._id}' is unreachable ({type(exc).__name__})"
             ) from exc
 
-    def _answer(self, response: httpx.Response) -> DestinationAnswer:
+    def _answer(self, response: httpx.Response, bundle: dict[str, Any]) -> DestinationAnswer:
         status = response.status_code
         if 200 <= status < 300:
-            return DestinationAnswer(written=True, status=status)
+            return DestinationAnswer(written=True, status=status, found=_found(bundle, response))
         text = f"destination '{self._id}' answered HTTP {status}"
         if status in _RETRY or status >= 500:
             wait = retry_after_seconds(response.headers.get("Retry-After"), now=utcnow())
@@ -164,3 +164,26 @@ class FhirDestination:
         return DestinationAnswer(
             reason=reason, status=status, issue_codes=codes, outcome_hash=digest, error=text
         )
+
+
+def _found(bundle: dict[str, Any], response: httpx.Response) -> dict[str, int]:
+    """Per type, the conditional creates of ``bundle`` that the transaction-response
+    answers ``200`` (the destination held one that agrees: nothing written). Its entries
+    answer the request's in order (FHIR R4 transaction); an answer we cannot read that
+    way counts as all written, as before we read it."""
+    try:
+        answered = orjson.loads(response.content).get("entry")
+    except (orjson.JSONDecodeError, AttributeError):
+        return {}
+    sent = bundle.get("entry") or []
+    if not isinstance(answered, list) or len(answered) != len(sent):
+        return {}
+    found: dict[str, int] = {}
+    for entry, answer in zip(sent, answered, strict=True):
+        request = entry.get("request") or {}
+        reply = answer.get("response") if isinstance(answer, dict) else None
+        status = str(reply.get("status", "")) if isinstance(reply, dict) else ""
+        if request.get("method") == "POST" and "ifNoneExist" in request and status[:3] == "200":
+            kind = str(entry["resource"]["resourceType"])
+            found[kind] = found.get(kind, 0) + 1
+    return found

@@ -128,12 +128,11 @@ class Server:
         self.taken: list[str] = []
 
     def post_transaction(self, bundle: dict[str, Any]) -> DestinationAnswer:
-        if self.answers:
-            answer = self.answers.pop(0)
-            if not answer.written:
-                return answer
-        self.taken += [e["request"]["url"] for e in bundle["entry"]]
-        return DestinationAnswer(written=True, status=200)
+        taken = DestinationAnswer(written=True, status=200)
+        answer = self.answers.pop(0) if self.answers else taken
+        if answer.written:
+            self.taken += [e["request"]["url"] for e in bundle["entry"]]
+        return answer
 
 
 def _record(n: int) -> list[dict[str, Any]]:
@@ -214,3 +213,12 @@ def test_a_destination_down_past_the_budget_fails_the_delivery() -> None:
     row = deliveries.rows[key]
     assert row.state is DeliveryState.FAILED and row.reason_code == "destination-unavailable"
     assert 2 < row.attempts < 50
+
+
+def test_a_conditional_create_answered_with_the_destinations_own_is_not_written() -> None:
+    found = DestinationAnswer(written=True, status=200, found={"Patient": 1})
+    unit, deliveries, _ = _unit(Server(found), Held(_record(1)))
+    key = _open(unit)
+    assert deliver_once(DeliverOnce(key), unit) is None
+    row = deliveries.rows[key]
+    assert row.state is DeliveryState.DELIVERED and row.written == {"Condition": 1}
