@@ -443,12 +443,31 @@ def _serve(
         try:
             health = httpx.get(f"{server.base_url}/healthz", timeout=1, verify=server.verify)
             if health.status_code == 200:
-                return server
+                return _bound(server, port)
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
     server.stop()
     raise RuntimeError(f"server did not become healthy:\n{server.log()}")
+
+
+def _bound(server: ServerProcess, port: int) -> ServerProcess:
+    """``server`` once it holds its port. A health answer can come from another test's
+    server on a port ours is about to fail to bind (uvicorn binds after its startup):
+    ours then talked to a stranger, whose tokens are not ours. Ready when it says it runs,
+    or is still up a moment later without having said the port was taken."""
+    settle = time.monotonic() + 2
+    while time.monotonic() < settle:
+        log = server.log().lower()
+        if "uvicorn running on" in log:
+            return server
+        if "address already in use" in log or server.process.poll() is not None:
+            server.stop()
+            if "address already in use" in log:
+                raise PortTaken(f"port {port} was taken")
+            raise RuntimeError(f"server exited early:\n{server.log()}")
+        time.sleep(0.05)
+    return server
 
 
 def start_worker(
