@@ -13,7 +13,6 @@ code, and ours never lowers the source's.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from collections.abc import Set as AbstractSet
 from typing import Any
 
 from payerbridge.consent.segmentation import (
@@ -29,7 +28,7 @@ from payerbridge.fhir.shared import (
     shared_references,
 )
 
-__all__ = ["CONFIDENTIALITY", "labelled", "labelled_together", "let_go"]
+__all__ = ["CONFIDENTIALITY", "labelled", "let_go"]
 
 Resource = dict[str, Any]
 
@@ -102,27 +101,3 @@ def let_go(resources: Sequence[Resource], segmentation: SegmentationPolicy) -> s
     records = [r for r in kept if r.get("resourceType") not in SHARED_TYPES]
     reached = reachable_shared((ref for r in records for ref in shared_references(r)), links)
     return {key for r in records if (key := resource_key(r)) is not None} | reached
-
-
-def labelled_together(
-    resources: list[Resource],
-    segmentation: SegmentationPolicy,
-    *,
-    context: Sequence[Resource] = (),
-    shared_let_go: AbstractSet[str] | None = None,
-) -> list[Resource]:
-    """``resources`` judged together, with ``context`` (the shared resources they reach
-    that are held elsewhere: judged, not labelled), as a regular consent would, each
-    labelled: what the plan's own FHIR server receives, so that its systems can honour
-    the segmentation too, labelled as the plan's own reads label it (``let_go``).
-    ``shared_let_go``: when ``resources`` are one batch of several, the shared resources
-    a regular consent lets go with any member of them all, which decides theirs (one
-    copy at the destination serves every member: ``N`` when it would go with one)."""
-    went = let_go([*resources, *context], segmentation)
-
-    def sensitive(resource: Resource) -> bool:
-        if shared_let_go is not None and resource.get("resourceType") in SHARED_TYPES:
-            return resource_key(resource) not in shared_let_go
-        return resource_key(resource) not in went
-
-    return [labelled(r, sensitive=sensitive(r), segmentation=segmentation) for r in resources]

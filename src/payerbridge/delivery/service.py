@@ -21,7 +21,8 @@ from datetime import datetime
 from typing import Any
 
 from payerbridge.audit.model import AuditEvent
-from payerbridge.consent.labels import labelled_together, let_go
+from payerbridge.consent.labels import labelled as label
+from payerbridge.consent.labels import let_go
 from payerbridge.delivery.bundle import Transaction, plan_transactions, reference_to
 from payerbridge.delivery.model import (
     DeliveryReason,
@@ -37,7 +38,7 @@ from payerbridge.delivery.model import (
 from payerbridge.delivery.unit import DestinationUnit
 from payerbridge.exchange.model import DATA_ENDS
 from payerbridge.fhir.resources import compartment_patient, iter_references
-from payerbridge.fhir.shared import SHARED_TYPES, reach_shared, shared_references
+from payerbridge.fhir.shared import reach_shared, resource_key, shared_references
 from payerbridge.types import ExchangeId
 
 __all__ = [
@@ -112,13 +113,12 @@ def deliver_once(command: DeliverOnce, uow: DestinationUnit) -> datetime | None:
     policy = uow.policies.get(record.destination_id, DestinationPolicy())
     total = sum(record.written.values())  # what this delivery wrote on earlier attempts
     held_count = 0
-    shared_let_go = _shared_let_go(uow, record.subject)
+    went = _let_go(uow, record.subject)
     for batch in uow.held.batches(record.subject):
-        # Judged whole (what a regular consent withholds spreads), labelled, then filtered.
-        whole = _with_members(uow, batch)
-        labelled = labelled_together(
-            whole, uow.segmentation, context=_reached(uow, whole), shared_let_go=shared_let_go
-        )
+        labelled = [
+            label(r, sensitive=resource_key(r) not in went, segmentation=uow.segmentation)
+            for r in _with_members(uow, batch)
+        ]
         types = destination.types
         held = [r for r in labelled if types is None or r["resourceType"] in types]
         transactions = _planned(uow, record, held, policy)
@@ -150,26 +150,23 @@ def _written(counts: dict[str, int], found: Mapping[str, int]) -> dict[str, int]
     return {kind: n - found.get(kind, 0) for kind, n in counts.items() if n > found.get(kind, 0)}
 
 
-def _shared_let_go(uow: DestinationUnit, subject: str) -> frozenset[str]:
-    """The shared resources a regular consent lets go with some member of ``subject``.
-    Batches split members, not what they share: a Practitioner held in the first batch
-    may be reached only by a later member's withheld records (then ``R``, as the plan's
-    own reads label it), and a claim in a later batch is judged with the program it
-    names wherever that is held (``_reached``). A first pass over every batch decides."""
+def _let_go(uow: DestinationUnit, subject: str) -> frozenset[str]:
+    """What a regular consent lets go of ``subject`` (each batch judged whole, with the
+    shared resources its records reach wherever they are held), read in a first pass:
+    batches split members, not what they share. A claim in a later batch is judged with
+    the program it names though that is held in the first; a shared resource goes when
+    it goes with any member (one copy at the destination serves them all), and one that
+    only withheld records reach is ``R`` there, as the plan's own reads label it."""
     went: set[str] = set()
     for batch in uow.held.batches(subject):
         whole = _with_members(uow, batch)
-        went |= {
-            key
-            for key in let_go([*whole, *_reached(uow, whole)], uow.segmentation)
-            if key.partition("/")[0] in SHARED_TYPES
-        }
+        went |= let_go([*whole, *_reached(uow, whole)], uow.segmentation)
     return frozenset(went)
 
 
 def _reached(uow: DestinationUnit, resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The shared resources ``resources`` reach that they do not hold, read where held."""
-    own = {f"{r['resourceType']}/{r['id']}" for r in resources}
+    own = {key for r in resources if (key := resource_key(r)) is not None}
     start = (ref for r in resources for ref in shared_references(r))
     return reach_shared(start, _HeldReader(uow), own)
 
