@@ -19,7 +19,7 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import orjson
@@ -436,10 +436,7 @@ def _serve(
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            server.stop()
-            if "address already in use" in server.log().lower():
-                raise PortTaken(f"port {port} was taken")
-            raise RuntimeError(f"server exited early:\n{server.log()}")
+            _exited(server, port)
         try:
             health = httpx.get(f"{server.base_url}/healthz", timeout=1, verify=server.verify)
             if health.status_code == 200:
@@ -462,12 +459,18 @@ def _bound(server: ServerProcess, port: int) -> ServerProcess:
         if "uvicorn running on" in log:
             return server
         if "address already in use" in log or server.process.poll() is not None:
-            server.stop()
-            if "address already in use" in log:
-                raise PortTaken(f"port {port} was taken")
-            raise RuntimeError(f"server exited early:\n{server.log()}")
+            _exited(server, port)
         time.sleep(0.05)
     return server
+
+
+def _exited(server: ServerProcess, port: int) -> NoReturn:
+    """``server`` stopped, failed for a port another process took (another, then) or for
+    what its log says."""
+    server.stop()
+    if "address already in use" in server.log().lower():
+        raise PortTaken(f"port {port} was taken")
+    raise RuntimeError(f"server exited early:\n{server.log()}")
 
 
 def start_worker(

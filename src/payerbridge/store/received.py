@@ -34,9 +34,8 @@ from payerbridge.store.unit_of_work import UnitBound
 
 __all__ = ["SqlReceivedStore"]
 
-# Received data only: ``payerbridge import`` writes its own sources, never reconciled.
-_RECEIVED_PREFIX = EXCHANGE_SOURCE
-_ONBOARDED_PREFIX = ONBOARDING_SOURCE
+# Received data only (rows of EXCHANGE_SOURCE and ONBOARDING_SOURCE): ``payerbridge
+# import`` writes its own sources, never reconciled.
 
 
 class ReceivedSql(DialectSql):
@@ -45,7 +44,7 @@ class ReceivedSql(DialectSql):
         # A row's source names the exchange that wrote it last: those of one holder.
         self.held = self.sql(
             f"SELECT ref FROM {fhir_resources.name} WHERE source IN "
-            f"(SELECT '{_RECEIVED_PREFIX}' || id FROM {exchanges.name} WHERE "
+            f"(SELECT '{EXCHANGE_SOURCE}' || id FROM {exchanges.name} WHERE "
             "client_id = :client_id AND member_key = :member_key AND partner_id = :partner_id)"
         )
 
@@ -56,14 +55,14 @@ def _stored_by(held_for: HeldFor) -> ColumnElement[bool]:
     onboarding stored there is that old payer's data about the member (ADR 0054), the
     same resources under the same ids, not another source to compare with."""
     by_exchange = fhir_resources.c.source.in_(
-        select(literal(_RECEIVED_PREFIX) + exchanges.c.id).where(
+        select(literal(EXCHANGE_SOURCE) + exchanges.c.id).where(
             exchanges.c.client_id == held_for.client_id,
             exchanges.c.member_key == held_for.member_key,
             exchanges.c.partner_id == held_for.partner_id,
         )
     )
     by_onboarding = fhir_resources.c.source.in_(
-        select(literal(_ONBOARDED_PREFIX) + onboardings.c.id).where(
+        select(literal(ONBOARDING_SOURCE) + onboardings.c.id).where(
             onboardings.c.client_id == held_for.client_id,
             onboardings.c.partner_id == held_for.partner_id,
         )
@@ -165,7 +164,7 @@ class SqlReceivedStore(UnitBound):
         at = at_rest(self._reader)
         found: dict[str, tuple[str, Any]] = {}
         # Stored by an exchange, or by an onboarding (ADR 0054): each names its old payer.
-        for runs, prefix in ((exchanges, _RECEIVED_PREFIX), (onboardings, _ONBOARDED_PREFIX)):
+        for runs, prefix in ((exchanges, EXCHANGE_SOURCE), (onboardings, ONBOARDING_SOURCE)):
             query = (
                 select(fhir_resources.c.ref, fhir_resources.c.body, runs.c.partner_id)
                 .join(runs, fhir_resources.c.source == literal(prefix) + runs.c.id)
